@@ -1,0 +1,172 @@
+"""Settings: read from the environment once, at start, into one frozen, validated object.
+
+Nothing else in the project reads ``os.environ``. Every problem is reported at once, each naming the
+variable, what is wrong with its value and what is expected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from worker.common.errors import ConfigError
+
+TASKS = ("collect", "feed", "images")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    output_url: str = "./out"
+    aws_endpoint_url: str | None = None
+    log_format: Literal["json", "console"] = "json"
+    # Which shop: DESIGN.md's order, SHOP_ID, then SHOP_IDS + index, then RUN_ID + index (+ offset).
+    shop_id: str | None = None
+    shop_ids: tuple[str, ...] | None = None
+    run_id: str | None = None
+    array_index: int = 0
+    array_size: int | None = None
+    shop_index_offset: int = 0
+    job_id: str | None = None
+    attempt: int = 1
+    # Networks a shop-supplied URL may reach although they are private or loopback (tests, the demo).
+    # Empty, the default, means none: the address guard refuses every non-public address.
+    fetch_allow_networks: tuple[Network, ...] = field(default_factory=tuple)
+    # Push through the shrink and publish gates for this run (a human decision, never a default).
+    force: bool = False
+    # Seconds a second attempt for the same shop waits for the first before exiting 75.
+    shop_lock_timeout: float = 600.0
+    database_secret_arn: str | None = None
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, require_database: bool = True
+    ) -> Settings:
+        """Parse and validate; raise ``ConfigError`` listing every problem found."""
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value is not None and value.strip() != "" else None
+
+        def integer(name: str, default: int, minimum: int) -> int:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                problems.append(f"{name}={raw!r} is not a whole number: expected an integer ≥ {minimum}")
+                return default
+            if value < minimum:
+                problems.append(f"{name}={value} is below {minimum}: expected an integer ≥ {minimum}")
+                return default
+            return value
+
+        database_url = get("DATABASE_URL")
+        if database_url is None and get("DATABASE_SECRET_ARN") is None and require_database:
+            problems.append(
+                "DATABASE_URL is not set: give a libpq URI such as postgresql://user@host:5432/db"
+            )
+        elif database_url is not None and not database_url.startswith(
+            ("postgresql://", "postgres://")
+        ) and "=" not in database_url:
+            problems.append(
+                f"DATABASE_URL={_redact(database_url)!r} is not a libpq URI: expected "
+                "postgresql://user@host:5432/db or 'host=… dbname=…'"
+            )
+
+        output_url = get("OUTPUT_URL") or "./out"
+        if output_url.startswith("s3://"):
+            bucket = output_url[5:].split("/", 1)[0]
+            if not bucket:
+                problems.append(f"OUTPUT_URL={output_url!r} names no bucket: expected s3://bucket/prefix")
+        elif "://" in output_url and not output_url.startswith("file://"):
+            problems.append(
+                f"OUTPUT_URL={output_url!r} has an unsupported scheme: expected s3://bucket/prefix "
+                "or a local folder"
+            )
+
+        log_format = get("LOG_FORMAT")
+        if log_format is None:
+            log_format = "console" if _stdout_is_tty() else "json"
+        elif log_format not in ("json", "console"):
+            problems.append(f"LOG_FORMAT={log_format!r} is not known: expected json or console")
+            log_format = "json"
+
+        shop_ids: tuple[str, ...] | None = None
+        raw_ids = get("SHOP_IDS")
+        if raw_ids is not None:
+            shop_ids = tuple(part.strip() for part in raw_ids.split(","))
+            if any(not part for part in shop_ids):
+                problems.append(
+                    f"SHOP_IDS={raw_ids!r} has an empty entry: expected a comma list such as 5,6,7"
+                )
+
+        networks: list[Network] = []
+        raw_networks = get("FETCH_ALLOW_NETWORKS")
+        if raw_networks is not None:
+            for part in raw_networks.split(","):
+                try:
+                    networks.append(ipaddress.ip_network(part.strip(), strict=False))
+                except ValueError:
+                    problems.append(
+                        f"FETCH_ALLOW_NETWORKS has {part.strip()!r}, not a network: expected CIDRs "
+                        "such as 127.0.0.0/8,::1/128"
+                    )
+
+        force_raw = (get("CATALOG_FORCE") or "0").lower()
+        if force_raw not in ("0", "1", "true", "false", "yes", "no"):
+            problems.append(f"CATALOG_FORCE={force_raw!r} is not a boolean: expected 1 or 0")
+
+        lock_timeout = integer("SHOP_LOCK_TIMEOUT", 600, 0)
+        array_index = integer("AWS_BATCH_JOB_ARRAY_INDEX", 0, 0)
+        array_size_raw = get("AWS_BATCH_JOB_ARRAY_SIZE")
+        array_size = integer("AWS_BATCH_JOB_ARRAY_SIZE", 0, 0) if array_size_raw else None
+        offset = integer("SHOP_INDEX_OFFSET", 0, 0)
+        attempt = integer("AWS_BATCH_JOB_ATTEMPT", 1, 1)
+
+        if problems:
+            raise ConfigError(
+                "invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+        return cls(
+            database_url=database_url,
+            output_url=output_url,
+            aws_endpoint_url=get("AWS_ENDPOINT_URL"),
+            log_format=log_format,  # type: ignore[arg-type]
+            shop_id=get("SHOP_ID"),
+            shop_ids=shop_ids,
+            run_id=get("RUN_ID"),
+            array_index=array_index,
+            array_size=array_size,
+            shop_index_offset=offset,
+            job_id=get("AWS_BATCH_JOB_ID"),
+            attempt=attempt,
+            fetch_allow_networks=tuple(networks),
+            force=force_raw in ("1", "true", "yes"),
+            shop_lock_timeout=float(lock_timeout),
+            database_secret_arn=get("DATABASE_SECRET_ARN"),
+        )
+
+
+def _stdout_is_tty() -> bool:
+    try:
+        return os.isatty(1)
+    except OSError:
+        return False
+
+
+def _redact(url: str) -> str:
+    """A URI with its password hidden, for messages and logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
