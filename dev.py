@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The README's two commands, on a fresh machine with nothing but Python 3.11+:
 
-    python3 dev.py demo    # a whole night, locally: embedded PostgreSQL, sample shops, feeds and images in ./out
+    python3 dev.py demo    # a whole night, locally: embedded PostgreSQL, sample shops, output in ./out
     python3 dev.py test    # the test suite (and ruff)
 
 Each creates ./.venv on first use and installs what it needs into it (again only when
@@ -25,7 +25,7 @@ EXTRAS = {"demo": "local", "test": "test,local"}
 
 
 def ensure_venv(extras: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 -- dev.py itself may be run by an older python3
         sys.exit(f"catalog-batch needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not PYTHON.exists():
         print(f"creating {VENV}", flush=True)

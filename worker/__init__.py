@@ -1,1 +1,1 @@
-"""catalog-batch worker: one image, three tasks (collect → feed, images) routed by ``python -m worker TASK``."""
+"""catalog-batch worker: one image, three tasks (collect → feed, images), routed by ``python -m worker``."""
