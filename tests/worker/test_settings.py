@@ -56,6 +56,13 @@ def test_batch_and_shop_variables_are_parsed():
     assert ipaddress.ip_address("127.0.0.1") in s.fetch_allow_networks[0]
 
 
+def test_public_base_url_must_be_http_and_loses_its_trailing_slash():
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
+        Settings.from_env({"DATABASE_URL": "postgresql://u@h/db", "PUBLIC_BASE_URL": "s3://b/p"})
+    s = Settings.from_env({"DATABASE_URL": "postgresql://u@h/db", "PUBLIC_BASE_URL": "https://cdn.x/n/"})
+    assert s.public_base_url == "https://cdn.x/n"
+
+
 def test_an_empty_entry_in_shop_ids_is_refused():
     with pytest.raises(ConfigError, match="SHOP_IDS"):
         Settings.from_env({"DATABASE_URL": "postgresql://u@h/db", "SHOP_IDS": "5,,7"})

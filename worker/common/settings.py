@@ -41,6 +41,9 @@ class Settings:
     # Seconds a second attempt for the same shop waits for the first before exiting 75.
     shop_lock_timeout: float = 600.0
     database_secret_arn: str | None = None
+    # The public http(s) address of OUTPUT_URL's root (a CDN or the bucket's website), for the image
+    # URLs written into feeds: the platforms cannot fetch s3:// or a local path.
+    public_base_url: str | None = None
 
     @classmethod
     def from_env(
@@ -90,6 +93,13 @@ class Settings:
             problems.append(
                 f"OUTPUT_URL={output_url!r} has an unsupported scheme: expected s3://bucket/prefix "
                 "or a local folder"
+            )
+
+        public_base_url = get("PUBLIC_BASE_URL")
+        if public_base_url is not None and not public_base_url.startswith(("https://", "http://")):
+            problems.append(
+                f"PUBLIC_BASE_URL={public_base_url!r} is not an http(s) address: expected the public "
+                "address of OUTPUT_URL's root, such as https://cdn.example.com/nightly"
             )
 
         log_format = get("LOG_FORMAT")
@@ -152,6 +162,7 @@ class Settings:
             force=force_raw in ("1", "true", "yes"),
             shop_lock_timeout=float(lock_timeout),
             database_secret_arn=get("DATABASE_SECRET_ARN"),
+            public_base_url=public_base_url.rstrip("/") if public_base_url else None,
         )
 
 
