@@ -59,6 +59,14 @@ def test_check_schema_names_the_versions_and_the_fix(empty_database):
     assert "catalog-submit migrate" in str(err.value)
 
 
+def test_check_schema_sees_a_missing_migration_below_the_newest(empty_database):
+    db.migrate(empty_database)
+    with psycopg.connect(empty_database) as c:
+        c.execute("DELETE FROM schema_migrations WHERE version = 1")
+        with pytest.raises(FatalError, match="missing: 0001_foundation"):
+            db.check_schema(c)
+
+
 def test_an_edited_applied_migration_is_refused(empty_database):
     db.migrate(empty_database)
     with psycopg.connect(empty_database, autocommit=True) as c:

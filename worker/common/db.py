@@ -120,12 +120,14 @@ def migrate(database_url: str) -> list[Migration]:
 
 def check_schema(conn: psycopg.Connection) -> None:
     """Refuse to work on a database whose schema is behind this code (exit 65, with the fix)."""
-    have = max(applied_versions(conn), default=0)
-    want = latest_version()
-    if have < want:
+    applied = applied_versions(conn)
+    missing = [m for m in migrations() if m.version not in applied]
+    if missing:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in missing)
         raise FatalError(
-            f"the database schema is at version {have}, this code needs {want}: "
-            "run `catalog-submit migrate` against DATABASE_URL first"
+            f"the database schema is at version {max(applied, default=0)}, this code needs "
+            f"{latest_version()} (missing: {names}): run `catalog-submit migrate` against "
+            "DATABASE_URL first"
         )
 
 

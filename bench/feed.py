@@ -1,0 +1,202 @@
+"""Feed benchmark: rows/s, MB/s and peak RSS per channel against COPY … TO STDOUT + gzip-1 (the limit).
+
+    /work/venv/bin/python bench/feed.py --rows 100000 300000 [--database-url URL] [--out FILE]
+
+Without --database-url it starts a throw-away PostgreSQL from the machine's initdb/pg_ctl (the
+tests' own helper). Each measurement runs in a fresh process so that its peak RSS is its own; all
+measurements of one size run against the same rows in the same run, so the ratios hold even on a
+busy machine where the absolute numbers wander. Not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+SHOP = "bench"
+CHANNELS = ("google", "google_tsv", "meta", "naver", "naver_summary")
+# (label, kind): what each child process measures.
+MEASUREMENTS = [
+    ("COPY TO STDOUT, raw", "copy_raw"),
+    ("COPY TO STDOUT + gzip-1 (the limit)", "copy_gzip1"),
+    ("stream: COPY rows → FeedProduct", "stream:copy"),
+    ("stream: server-side cursor → FeedProduct", "stream:cursor"),
+    ("google (XML), no gzip", "channel:google:none"),
+    ("google (XML), gzip-1 thread", "channel:google:1"),
+    ("google (XML), gzip-6 thread", "channel:google:6"),
+    ("google_tsv, gzip-1 thread", "channel:google_tsv:1"),
+    ("meta (CSV), gzip-1 thread", "channel:meta:1"),
+    ("meta (CSV), gzip-6 thread", "channel:meta:6"),
+    ("naver (TSV), plain", "channel:naver:none"),
+    ("naver_summary (all rows new)", "channel:naver_summary:none"),
+    ("all five channels, one pass", "all"),
+]
+
+
+def measure(url: str, kind: str) -> dict[str, Any]:
+    """One measurement in this process: rows, output bytes, wall and CPU seconds, peak RSS."""
+    from tests.worker.feed.helpers import ListRejects
+    from worker.feed.channels import get_channel
+    from worker.feed.stream import feed_query, stream_products
+    from worker.feed.task import build_feeds
+
+    rows = out_bytes = 0
+    wall, cpu = time.perf_counter(), time.process_time()
+    with psycopg.connect(url) as conn, tempfile.TemporaryDirectory() as tmp:
+        query = feed_query(SHOP)
+        if kind in ("copy_raw", "copy_gzip1"):
+            compress = zlib.compressobj(1, zlib.DEFLATED, 31) if kind == "copy_gzip1" else None
+            with open(Path(tmp) / "out", "wb") as sink, conn.cursor() as cur, cur.copy(
+                sql.SQL("COPY ({}) TO STDOUT").format(query)
+            ) as copy:
+                for chunk in copy:
+                    rows += bytes(chunk).count(b"\n")
+                    data = compress.compress(chunk) if compress else bytes(chunk)
+                    sink.write(data)
+                    out_bytes += len(data)
+                if compress:
+                    out_bytes += sink.write(compress.flush())
+        elif kind.startswith("stream:"):
+            with conn.transaction():
+                for _ in stream_products(conn, query, method=kind.split(":")[1]):  # type: ignore[arg-type]
+                    rows += 1
+        else:
+            names: tuple[str, ...]
+            level: int | None
+            if kind == "all":
+                names, level = CHANNELS, 1
+            else:
+                _, name, level_text = kind.split(":")
+                names, level = (name,), None if level_text == "none" else int(level_text)
+            channels = [get_channel(n) for n in names]
+            built = build_feeds(
+                conn, SHOP, channels, Path(tmp), rejects=ListRejects(), gzip_level=level
+            )
+            rows = built.rows_in
+            out_bytes = sum(f.bytes for f in built.feeds)
+            conn.rollback()
+    return {
+        "rows": rows,
+        "bytes": out_bytes,
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def prepare(url: str, count: int) -> None:
+    from tests.worker.feed.catalog import generate_products
+    from worker.common.db import migrate
+    from worker.common.shops import parse_shop, upsert_shops
+
+    migrate(url)
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM products WHERE shop_id = %s", (SHOP,))
+        upsert_shops(conn, [parse_shop({
+            "id": SHOP, "name": SHOP, "source_url": "file:///dev/null", "format": "jsonl",
+            "currency": "KRW", "channels": list(CHANNELS),
+        }, "bench")])
+        for start in range(0, count, 100_000):
+            generate_products(conn, SHOP, min(100_000, count - start), start=start)
+        conn.execute("ANALYZE products")
+        conn.commit()
+
+
+def run_size(url: str, count: int) -> list[dict[str, Any]]:
+    prepare(url, count)
+    results = []
+    for label, kind in MEASUREMENTS:
+        child = subprocess.run(
+            [sys.executable, __file__, "--one", kind, "--database-url", url],
+            check=True, capture_output=True, text=True, cwd=ROOT,
+        )
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+        result.update(label=label, kind=kind, size=count)
+        print(json.dumps(result), file=sys.stderr)
+        results.append(result)
+    return results
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Wall-clock rates and ratios, and the same by this process's CPU time (stable under load)."""
+    lines = [
+        "| rows | what | rows/s (wall) | × limit (wall) | MB/s out (wall) | CPU µs/row "
+        "| × limit (CPU) | peak RSS MB |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for size in sorted({r["size"] for r in results}):
+        group = [r for r in results if r["size"] == size]
+        limit = next(r for r in group if r["kind"] == "copy_gzip1")
+        limit_rate = limit["rows"] / limit["wall_s"]
+        limit_cpu = limit["cpu_s"] / limit["rows"]
+        for r in group:
+            rate = r["rows"] / r["wall_s"]
+            mbs = r["bytes"] / 1e6 / r["wall_s"] if r["bytes"] else 0.0
+            cpu = r["cpu_s"] / r["rows"]
+            lines.append(
+                f"| {size:,} | {r['label']} | {rate:,.0f} | {rate / limit_rate:.2f} | "
+                f"{mbs:.1f} | {cpu * 1e6:.1f} | {limit_cpu / cpu:.2f} | {r['peak_rss_mb']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 300_000])
+    parser.add_argument("--database-url")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--render", type=Path, help="print the table of a saved run's JSON lines")
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.database_url, args.one)))
+        return
+    if args.render:
+        lines = args.render.read_text().splitlines()
+        print(table([json.loads(x) for x in lines if x.startswith('{"rows"')]))
+        return
+
+    def run_all(url: str) -> list[dict[str, Any]]:
+        return [r for n in args.rows for r in run_size(url, n)]
+
+    if args.database_url:
+        results = run_all(args.database_url)
+    else:
+        from tests import fixtures_db
+
+        folder = fixtures_db.find_pg_binaries(os.environ)
+        if folder is None:
+            sys.exit("no initdb/pg_ctl found: pass --database-url")
+        with fixtures_db.binaries_server(folder) as admin:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute("CREATE DATABASE bench")
+            results = run_all(fixtures_db.with_database(admin, "bench"))
+    load = os.getloadavg()
+    report = (
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()},"
+        f" load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}\n\n"
+        + table(results) + "\n"
+    )
+    print(report)
+    if args.out:
+        args.out.write_text(report, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

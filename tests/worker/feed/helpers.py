@@ -1,0 +1,43 @@
+"""Running the feed pass in tests: a reject sink that remembers, reading a built file back."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from worker.feed.channels import get_channel
+from worker.feed.task import Build, build_feeds
+
+
+@dataclass
+class ListRejects:
+    """Remembers every rejected record (test catalogs are small)."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, reason: str, **where: Any) -> None:
+        self.records.append({"reason": reason, **where})
+
+    def ids(self, channel: str) -> set[str]:
+        return {r["product_id"] for r in self.records if r["channel"] == channel}
+
+
+def build(
+    conn: psycopg.Connection, shop_id: str, names: Sequence[str], folder: Path, **kwargs: Any
+) -> tuple[Build, ListRejects]:
+    rejects = ListRejects()
+    folder.mkdir(parents=True, exist_ok=True)
+    channels = [get_channel(n) for n in names]
+    return build_feeds(conn, shop_id, channels, folder, rejects=rejects, **kwargs), rejects
+
+
+def read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    return data.decode("utf-8")

@@ -1,0 +1,52 @@
+"""The stream's database side: prices formatted as the pure rule does, and the summary watermark."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import psycopg
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from worker.common.product import CURRENCY_DECIMALS
+from worker.feed.channels.base import format_price
+from worker.feed.stream import data_as_of
+
+amounts = st.decimals(min_value=0, max_value=Decimal("9999999999.9999"), places=4)
+
+
+# The fixture's database is only read: one database for every generated input is fine.
+@settings(max_examples=5, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(amounts, st.sampled_from(sorted(CURRENCY_DECIMALS))), min_size=1,
+                max_size=50))
+@example([(Decimal("0.005"), "USD"), (Decimal("12900.5"), "KRW"), (Decimal("1.0005"), "KWD"),
+          (Decimal("2.4999"), "JPY"), (Decimal("0"), "EUR")])
+def test_the_database_rounds_prices_as_format_price_does(
+    database_url: str, pairs: list[tuple[Decimal, str]]
+) -> None:
+    # The same expression as stream.feed_query's, over numeric(20, 4) like products.price.
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT round(a::numeric(20, 4), coalesce((%s::jsonb ->> c)::int, 2))::text || ' ' || c"
+            " FROM unnest(%s::numeric[], %s::text[]) AS t(a, c)",
+            (json.dumps(CURRENCY_DECIMALS), [a for a, _ in pairs], [c for _, c in pairs]),
+        ).fetchall()
+    assert [r[0] for r in rows] == [format_price(a, c) for a, c in pairs]
+
+
+def test_the_watermark_looks_back_to_a_transaction_still_open(database_url: str) -> None:
+    with psycopg.connect(database_url) as other, psycopg.connect(database_url) as conn:
+        with other.transaction():
+            started = other.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+            # Our own transaction starts later; the other one may still commit older stamps.
+            conn.execute("SELECT pg_sleep(0.05)")
+            conn.commit()
+            with conn.transaction():
+                mine = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+                assert mine > started
+                assert data_as_of(conn) == started
+        with conn.transaction():
+            alone = data_as_of(conn)
+            assert alone == conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]

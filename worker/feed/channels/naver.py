@@ -1,0 +1,122 @@
+"""Naver Shopping EP 3.0 (full EP): a TSV with Naver's field names, in Naver's order, as a header.
+
+Rules from the Naver EP 3.0 guide text quoted in an open-source EP library (2017), as gathered in
+CHANNELS.md (the official 쇼핑파트너센터 guide could not be read): required id, title, price_pc,
+link, image_link, category_name1, shipping; ``price_pc`` a whole number of KRW ≥ 1;
+``normal_price`` left out when equal to the price; ``shipping`` an integer -1..1,000,000 (0 free,
+-1 paid on delivery); condition 신상품 / 중고 / 리퍼; ``add_image_link`` up to 10 joined by ``|``;
+no tab or newline in a value; UTF-8 (*unconfirmed*). id ≤ 50 and title ≤ 100 are *unconfirmed*.
+Sold-out products are left out of the full EP (the summary EP reports them as ``D``). Naver
+fetches plain text: no gzip.
+"""
+
+from __future__ import annotations
+
+from worker.common.errors import RejectedRecord
+from worker.feed.channels.base import (
+    Channel,
+    FeedProduct,
+    check_id,
+    check_url,
+    is_positive_amount,
+    less_than,
+    require,
+    trim_at_word,
+)
+from worker.feed.channels.google import clean_gtin
+
+FIELDS = (
+    "id", "title", "price_pc", "price_mobile", "normal_price", "link", "mobile_link",
+    "image_link", "add_image_link", "category_name1", "category_name2", "category_name3",
+    "category_name4", "naver_category", "naver_product_id", "condition", "import_flag",
+    "parallel_import", "order_made", "product_flag", "adult", "goods_type", "barcode",
+    "manufacture_define_number", "model_number", "brand", "maker", "origin", "card_event",
+    "event_words", "coupon", "partner_coupon_download", "interest_free_event", "point",
+    "installation_costs", "search_tag", "group_id", "vendor_id", "coordi_id",
+    "minimum_purchase_quantity", "review_count", "shipping", "delivery_grade", "delivery_detail",
+    "attribute", "option_detail", "seller_id", "age_group", "gender",
+)
+CONDITION = {"new": "신상품", "used": "중고", "refurbished": "리퍼"}
+SOLD_OUT = ("out_of_stock", "discontinued")
+_AT = {name: i for i, name in enumerate(FIELDS)}
+(ID, TITLE, PRICE_PC, NORMAL_PRICE, LINK, MOBILE_LINK, IMAGE_LINK, ADD_IMAGE_LINK, CATEGORY1,
+ NAVER_CATEGORY, CONDITION_AT, BARCODE, MODEL_NUMBER, BRAND, SHIPPING) = (
+    _AT[n] for n in ("id", "title", "price_pc", "normal_price", "link", "mobile_link",
+                     "image_link", "add_image_link", "category_name1", "naver_category",
+                     "condition", "barcode", "model_number", "brand", "shipping")
+)
+
+
+def naver_values(ch: Channel, p: FeedProduct) -> list[str]:
+    """The product's EP 3.0 values in ``FIELDS`` order (absent fields empty)."""
+    values = [""] * len(FIELDS)
+    values[ID] = check_id(p.product_id, 50)
+    values[TITLE] = require(trim_at_word(p.title, 100), "title")
+    if p.currency != "KRW":
+        raise RejectedRecord(
+            f"price is in {p.currency}, Naver takes KRW only", field="price", excerpt=p.price
+        )
+    # KRW has no decimals, so the database formatted a whole number.
+    if not is_positive_amount(p.price):
+        raise RejectedRecord("price is zero", field="price", excerpt=p.price)
+    if p.sale_price and is_positive_amount(p.sale_price) and less_than(p.sale_price, p.price):
+        values[PRICE_PC], values[NORMAL_PRICE] = p.sale_price, p.price
+    else:
+        values[PRICE_PC] = p.price
+    shipping = p.shipping_cost
+    if not shipping:
+        raise RejectedRecord(
+            "shipping is missing (map the shop's shipping cost to shipping_cost)",
+            field="shipping",
+        )
+    if not -1 <= int(shipping) <= 1_000_000:
+        raise RejectedRecord("shipping outside -1..1000000", field="shipping", excerpt=shipping)
+    values[SHIPPING] = shipping
+    product_type = p.product_type or ""
+    categories = [c.strip() for c in product_type.split(">")] if ">" in product_type else [
+        product_type
+    ]
+    categories = [c for c in categories if c]
+    if not categories:
+        raise RejectedRecord(
+            "category_name1 is missing (product_type is empty)", field="category_name1"
+        )
+    values[CATEGORY1:CATEGORY1 + min(4, len(categories))] = categories[:4]
+    values[LINK] = check_url(p.link, "link")
+    if p.mobile_link:
+        values[MOBILE_LINK] = check_url(p.mobile_link, "mobile_link", required=False)
+    values[IMAGE_LINK] = check_url(ch.image(p), "image_link")
+    extra = ch.additional_images(p, 10)
+    if extra:
+        # "|" separates the list: an URL holding one is encoded, as the comma is.
+        values[ADD_IMAGE_LINK] = "|".join(
+            u.replace("|", "%7C") for u in (
+                check_url(u, "add_image_link", required=False) for u in extra
+            ) if u
+        )
+    values[NAVER_CATEGORY] = p.naver_category or ""
+    values[CONDITION_AT] = CONDITION[p.condition]
+    values[BARCODE] = clean_gtin(p.gtin)
+    if p.mpn:
+        values[MODEL_NUMBER] = trim_at_word(p.mpn, 60)
+    if p.brand:
+        values[BRAND] = trim_at_word(p.brand, 60)
+    return values
+
+
+class NaverChannel(Channel):
+    name = "naver"
+    extension = "tsv"
+    content_type = "text/tab-separated-values; charset=utf-8"
+    gzip = False
+
+    def header(self) -> str:
+        return "\t".join(FIELDS) + "\n"
+
+    def row(self, p: FeedProduct) -> str | None:
+        if p.availability in SOLD_OUT:
+            return None
+        return "\t".join(naver_values(self, p)) + "\n"
+
+
+CHANNEL = NaverChannel

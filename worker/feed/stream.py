@@ -1,0 +1,161 @@
+"""The one pass over a shop's products: a query the database formats, streamed as FeedProduct rows.
+
+PostgreSQL does what it does well, in its own process (another core, or RDS): prices rounded to the
+currency's decimals, dates in ISO 8601, image lists joined, the summary EP's change class, whether a
+group id collides with a product id. Python applies the channels' rules to the text it receives.
+Rows stream through a server-side cursor (default: fetched 2000 at a time) or ``COPY (SELECT …) TO
+STDOUT``; both were measured (bench/results-feed.md): psycopg hands COPY data over one row per call,
+which costs more per row in this process than the cursor's batches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Literal
+
+import psycopg
+from psycopg import sql
+
+from worker.common.product import CURRENCY_DECIMALS
+from worker.feed.channels.base import LIST_SEP, FeedProduct, normalise
+
+Method = Literal["copy", "cursor"]
+_DECIMALS = json.dumps(CURRENCY_DECIMALS)
+
+_COLUMNS = """
+    p.product_id,
+    p.title,
+    p.description,
+    p.link,
+    p.mobile_link,
+    p.image_url,
+    p.image_link,
+    CASE WHEN p.image_url IS NOT NULL AND p.image_fitness IS NOT NULL THEN
+        (SELECT string_agg(f.key, ',') FROM jsonb_each(p.image_fitness) f
+         WHERE f.value = 'false'::jsonb) END,
+    array_to_string(p.additional_image_urls, {sep}),
+    array_to_string(p.additional_image_links, {sep}),
+    round(p.price, d.n)::text,
+    round(p.sale_price, d.n)::text,
+    p.currency::text,
+    p.availability,
+    to_char(p.availability_date AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+    p.condition,
+    p.brand,
+    p.gtin,
+    p.mpn,
+    p.item_group_id,
+    {group_is_id},
+    p.product_type,
+    p.google_product_category,
+    p.naver_category,
+    round(p.shipping_cost)::text,
+    {change},
+    {update_time}
+"""
+
+_GROUP_IS_ID = """
+    CASE WHEN p.item_group_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM products q
+        WHERE q.shop_id = p.shop_id AND q.product_id = p.item_group_id AND q.gone_at IS NULL
+    ) THEN 't' END
+"""
+# A product first seen after the watermark is new (I); one changed after it is updated (U); one gone
+# after it is deleted (D). Without a watermark (no EP published yet) every live product is new.
+_CHANGE = """
+    CASE WHEN p.gone_at IS NOT NULL THEN 'D'
+         WHEN {since} IS NULL OR p.first_seen_at > {since} THEN 'I'
+         WHEN p.changed_at > {since} THEN 'U' END
+"""
+_UPDATE_TIME = """
+    to_char(greatest(p.changed_at, p.first_seen_at, p.gone_at) AT TIME ZONE 'Asia/Seoul',
+            'YYYY-MM-DD HH24:MI:SS')
+"""
+
+
+def feed_query(
+    shop_id: str,
+    *,
+    check_groups: bool = False,
+    summary: bool = False,
+    since: datetime | None = None,
+) -> sql.Composed:
+    """The SELECT behind the stream: live products, plus gone ones after ``since`` for a summary."""
+    since_sql = sql.SQL("{}::timestamptz").format(sql.Literal(since))
+    columns = sql.SQL(_COLUMNS).format(
+        sep=sql.Literal(LIST_SEP),
+        group_is_id=sql.SQL(_GROUP_IS_ID if check_groups else "NULL::text"),
+        change=sql.SQL(_CHANGE).format(since=since_sql) if summary else sql.SQL("NULL::text"),
+        update_time=sql.SQL(_UPDATE_TIME if summary else "NULL::text"),
+    )
+    where: sql.Composable
+    if summary:
+        where = sql.SQL("(p.gone_at IS NULL OR p.gone_at > {since})").format(since=since_sql)
+    else:
+        where = sql.SQL("p.gone_at IS NULL")
+    return sql.SQL(
+        "SELECT {columns} FROM products p"
+        " CROSS JOIN LATERAL (SELECT coalesce(({decimals}::jsonb ->> p.currency::text)::int, 2)"
+        " AS n) d"
+        " WHERE p.shop_id = {shop} AND {where} ORDER BY p.product_id"
+    ).format(
+        columns=columns, decimals=sql.Literal(_DECIMALS), shop=sql.Literal(shop_id), where=where
+    )
+
+
+def stream_products(
+    conn: psycopg.Connection,
+    query: sql.Composed,
+    *,
+    method: Method = "cursor",
+    itersize: int = 2000,
+) -> Iterator[FeedProduct]:
+    """Yield the query's rows in order, a bounded batch in memory at any time.
+
+    Runs inside the caller's transaction (``conn`` is not in autocommit), so a server-side cursor
+    is allowed and the whole pass sees one snapshot.
+    """
+    if method == "copy":
+        with conn.cursor() as cur, cur.copy(
+            sql.SQL("COPY ({}) TO STDOUT").format(query)
+        ) as copy:
+            for row in copy.rows():
+                yield normalise(row)
+    else:
+        with conn.cursor(name="feed_products") as cur:
+            cur.itersize = itersize
+            cur.execute(query)
+            for row in cur:
+                yield normalise(row)
+
+
+def data_as_of(conn: psycopg.Connection) -> datetime:
+    """The summary EP watermark for the pass about to run in this transaction.
+
+    The transaction's start, or earlier when another transaction is open: a collect that started
+    before us and commits after our snapshot stamps its changes with its own start time, so the
+    next summary must look back that far (a change seen twice is harmless, one missed is not).
+    """
+    row = conn.execute(
+        """
+        SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity
+                             WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
+                               AND datname = current_database()
+                               AND backend_type = 'client backend'))
+        """
+    ).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def last_data_as_of(
+    conn: psycopg.Connection, shop_id: str, channels: tuple[str, ...]
+) -> datetime | None:
+    """The watermark of the shop's newest publication among ``channels``, None when none."""
+    row = conn.execute(
+        "SELECT max(data_as_of) FROM feed_publications WHERE shop_id = %s AND channel = ANY(%s)",
+        (shop_id, list(channels)),
+    ).fetchone()
+    return row[0] if row else None

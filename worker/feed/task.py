@@ -1,0 +1,195 @@
+"""The feed task: one pass over a shop's products into every channel's file, then publish them whole.
+
+``run(ctx)`` is what the router calls; ``build_feeds`` is the pass itself (also used by the bench).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import psycopg
+import structlog
+
+from worker.common.errors import RejectedRecord
+from worker.common.stores import open_store
+from worker.feed.channels import get_channel
+from worker.feed.channels.base import Channel
+from worker.feed.publish import GZIP_LEVEL, BuiltFeed, FeedFile, publish_feeds
+from worker.feed.stream import Method, data_as_of, feed_query, last_data_as_of, stream_products
+
+if TYPE_CHECKING:
+    from worker.router import TaskContext, TaskResult
+
+log = structlog.get_logger(__name__)
+
+
+class Rejects(Protocol):
+    def add(
+        self, reason: str, *, position: str | int | None = None, product_id: str | None = None,
+        field: str | None = None, excerpt: str | None = None, channel: str | None = None,
+    ) -> None: ...
+
+
+@dataclass
+class Build:
+    """The outcome of the pass: each channel's finished file, the rows read, the watermark."""
+
+    feeds: list[BuiltFeed]
+    rows_in: int
+    data_as_of: datetime
+
+
+def build_feeds(
+    conn: psycopg.Connection,
+    shop_id: str,
+    channels: Sequence[Channel],
+    folder: Path,
+    *,
+    rejects: Rejects,
+    method: Method = "cursor",
+    itersize: int = 2000,
+    gzip_level: int | None = GZIP_LEVEL,
+) -> Build:
+    """Stream the shop's products once, feeding every channel; files land in ``folder``.
+
+    Runs in one transaction of ``conn`` (one snapshot for all channels) and ends it.
+    """
+    delta = [c for c in channels if c.delta]
+    with conn.transaction():
+        as_of = data_as_of(conn)
+        since: datetime | None = None
+        if delta:
+            marks = [last_data_as_of(conn, shop_id, c.since_channels) for c in delta]
+            since = None if None in marks else min(m for m in marks if m is not None)
+        query = feed_query(
+            shop_id,
+            check_groups=any(c.checks_groups for c in channels),
+            summary=bool(delta),
+            since=since,
+        )
+        feeds: list[BuiltFeed] = []
+        files: list[FeedFile] = []
+        try:
+            for channel in channels:
+                gzip = channel.gzip and gzip_level is not None
+                name = f"{channel.name}.{channel.extension}" + (".gz" if gzip else "")
+                file = FeedFile(folder / name, gzip_level=gzip_level if gzip else None)
+                files.append(file)
+                feeds.append(BuiltFeed(channel=channel, shop_id=shop_id, path=file.path, gzip=gzip))
+                file.write(channel.header())
+            rows_in = _pass(
+                stream_products(conn, query, method=method, itersize=itersize), feeds, files, rejects
+            )
+            for feed, file in zip(feeds, files, strict=True):
+                file.write(feed.channel.footer())
+                file.close()
+                feed.bytes, feed.sha256 = file.bytes, file.sha256
+        except BaseException:
+            for file in files:
+                file.abort()
+            raise
+    return Build(feeds=feeds, rows_in=rows_in, data_as_of=as_of)
+
+
+def _pass(rows: Any, feeds: list[BuiltFeed], files: list[FeedFile], rejects: Rejects) -> int:
+    """The hot loop: each row to each channel that takes it; returns the rows read."""
+    full = [(f.channel.row, f, w.write) for f, w in zip(feeds, files, strict=True)
+            if not f.channel.delta]
+    delta = [(f.channel.row, f, w.write) for f, w in zip(feeds, files, strict=True)
+             if f.channel.delta]
+    count = 0
+    for p in rows:
+        count += 1
+        # A gone product ("D") is only news to a summary; a live one goes to every full channel
+        # and, when it changed since the watermark, to the summaries.
+        change = p.change
+        if change is None:
+            targets = full
+        elif change == "D":
+            targets = delta
+        else:
+            targets = full + delta
+        for make_row, feed, write in targets:
+            try:
+                text = make_row(p)
+            except RejectedRecord as rejected:
+                feed.rejected[rejected.reason] += 1
+                rejects.add(
+                    rejected.reason, position=count, product_id=p.product_id,
+                    field=rejected.field, excerpt=rejected.excerpt, channel=feed.channel.name,
+                )
+                continue
+            if text is None:
+                feed.excluded += 1
+                continue
+            write(text)
+            feed.rows += 1
+    return count
+
+
+def run(ctx: TaskContext) -> TaskResult:
+    """Build and publish every channel the shop lists; the router records and logs the result."""
+    from worker.router import TaskResult
+
+    shop = ctx.shop
+    if not shop.channels:
+        return TaskResult(note="the shop lists no channels: nothing to publish")
+    channels = [get_channel(name, shop_id=shop.id) for name in shop.channels]
+    store = open_store(ctx.settings.output_url, endpoint_url=ctx.settings.aws_endpoint_url)
+    with tempfile.TemporaryDirectory(prefix=f"feed-{shop.id}-") as tmp:
+        build = build_feeds(ctx.conn, shop.id, channels, Path(tmp), rejects=ctx.rejects)
+        for feed in build.feeds:
+            ctx.log.info(
+                "feed.built", channel=feed.channel.name, rows=feed.rows, bytes=feed.bytes,
+                rejected=dict(feed.rejected), excluded=feed.excluded,
+            )
+        manifests = publish_feeds(
+            store, build.feeds,
+            max_drop_share=float(shop.option("max_feed_drop_share")),
+            force=ctx.settings.force,
+            run_id=ctx.run_id,
+            task_run_id=ctx.task_run_id,
+            data_as_of=build.data_as_of,
+        )
+    record_publications(ctx.conn, manifests, data_as_of=build.data_as_of)
+    counts: dict[str, Any] = {
+        "channels": {
+            m["channel"]: {
+                "rows": m["rows"], "rejected": m["rejected"], "excluded": m["excluded"],
+                "bytes": m["bytes"], "unchanged": m["unchanged"],
+            }
+            for m in manifests
+        }
+    }
+    return TaskResult(
+        rows_in=build.rows_in,
+        rows_out=sum(f.rows for f in build.feeds),
+        rows_rejected=sum(sum(f.rejected.values()) for f in build.feeds),
+        bytes=sum(f.bytes for f in build.feeds),
+        counts=counts,
+    )
+
+
+def record_publications(
+    conn: psycopg.Connection, manifests: list[dict[str, Any]], *, data_as_of: datetime
+) -> None:
+    """Keep the history and the summary EP's watermark (one short transaction)."""
+    with conn.transaction():
+        for m in manifests:
+            conn.execute(
+                """
+                INSERT INTO feed_publications (shop_id, channel, run_id, task_run_id, key, rows,
+                    rejected, bytes, sha256, unchanged, data_as_of)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                """,
+                (
+                    m["shop_id"], m["channel"], m["run_id"], m["task_run_id"], m["key"],
+                    m["rows"], m["rejected_total"], m["bytes"], m["sha256"], m["unchanged"],
+                    data_as_of,
+                ),
+            )
