@@ -74,6 +74,15 @@ def test_the_password_is_not_echoed_in_errors():
     assert "secret" not in str(err.value)
 
 
+def test_an_rds_json_secret_in_database_url_becomes_a_uri():
+    secret = '{"username": "cat", "password": "p@ss/w", "host": "db.x", "port": 5433, "dbname": "feeds"}'
+    s = Settings.from_env({"DATABASE_URL": secret})
+    assert s.database_url == "postgresql://cat:p%40ss%2Fw@db.x:5433/feeds"
+    with pytest.raises(ConfigError, match="RDS secret"):
+        Settings.from_env({"DATABASE_URL": '{"user": "x"}'})
+    assert "p%40ss" not in repr(s)  # the URL (and its password) stays out of the repr
+
+
 def test_settings_are_frozen():
     s = Settings.from_env({"DATABASE_URL": "postgresql://u@h/db"})
     with pytest.raises(AttributeError):

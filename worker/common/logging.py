@@ -13,9 +13,22 @@ from typing import Any, TextIO
 import structlog
 
 
+class _CurrentStdout:
+    """Whatever ``sys.stdout`` is when an event is written (pytest and Lambda swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+
 def configure(log_format: str = "json", *, stream: TextIO | None = None, level: int = logging.INFO) -> None:
     """Configure structlog (and the stdlib loggers of libraries) for this process."""
-    out = stream if stream is not None else sys.stdout
+    out: Any = stream if stream is not None else _CurrentStdout()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

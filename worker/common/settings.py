@@ -20,7 +20,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str | None
+    database_url: str | None = field(repr=False)
     output_url: str = "./out"
     aws_endpoint_url: str | None = None
     log_format: Literal["json", "console"] = "json"
@@ -72,6 +72,9 @@ class Settings:
             return value
 
         database_url = get("DATABASE_URL")
+        if database_url is not None and database_url.startswith("{"):
+            # A Secrets Manager secret injected whole by the job definition: RDS's JSON shape.
+            database_url = _uri_from_rds_secret(database_url, problems)
         if database_url is None and get("DATABASE_SECRET_ARN") is None and require_database:
             problems.append(
                 "DATABASE_URL is not set: give a libpq URI such as postgresql://user@host:5432/db"
@@ -164,6 +167,26 @@ class Settings:
             database_secret_arn=get("DATABASE_SECRET_ARN"),
             public_base_url=public_base_url.rstrip("/") if public_base_url else None,
         )
+
+
+def _uri_from_rds_secret(text: str, problems: list[str]) -> str | None:
+    import json
+    from urllib.parse import quote
+
+    try:
+        secret = json.loads(text)
+        user, host = secret["username"], secret["host"]
+    except (ValueError, KeyError, TypeError):
+        problems.append(
+            "DATABASE_URL looks like JSON but is not an RDS secret with username, password, host, "
+            "port and dbname: store a libpq URI or RDS's secret shape"
+        )
+        return None
+    password = secret.get("password")
+    auth = quote(str(user), safe="") + (":" + quote(str(password), safe="") if password else "")
+    port = secret.get("port", 5432)
+    dbname = quote(str(secret.get("dbname") or secret.get("dbName") or "postgres"), safe="")
+    return f"postgresql://{auth}@{host}:{port}/{dbname}"
 
 
 def _stdout_is_tty() -> bool:

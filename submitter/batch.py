@@ -1,0 +1,217 @@
+"""AWS Batch: the one place a SubmitJob payload is built, and the calls the submitter makes.
+
+Metaflow's batch client's patterns: the payload built in one function and checked against Batch's
+size limits (30 KiB per request, 8,192 characters of container overrides), ``describe_jobs`` in
+batches of 100, and back-off with full jitter only on throttling and 5xx — a 4xx is our mistake and
+retrying it would only repeat it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import structlog
+from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError
+
+from submitter.plan import PlannedJob
+from worker.common.errors import ConfigError, FatalError, TransientError
+
+MAX_PAYLOAD_BYTES = 30 * 1024
+MAX_OVERRIDES_CHARS = 8_192
+DESCRIBE_BATCH = 100
+RUN_TAG = "catalog-batch:run-id"
+TASK_TAG = "catalog-batch:task"
+THROTTLING_CODES = frozenset({
+    "TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException", "SlowDown",
+})
+
+log = structlog.get_logger(__name__)
+
+
+def submit_job_payload(
+    job: PlannedJob,
+    *,
+    job_queue: str,
+    job_definition: str,
+    job_ids: Mapping[str, str],
+    extra_environment: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The SubmitJob request for one planned job; ``job_ids`` maps planned keys to submitted ids."""
+    environment = dict(job.environment)
+    if extra_environment:
+        environment.update(extra_environment)
+    run_id = environment["RUN_ID"]
+    payload: dict[str, Any] = {
+        "jobName": job.name,
+        "jobQueue": job_queue,
+        "jobDefinition": job_definition,
+        "containerOverrides": {
+            "command": list(job.command),
+            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+        },
+        "tags": {RUN_TAG: run_id, TASK_TAG: job.task},
+        # The run id reaches every child's ECS task, so cost and logs can be filtered by night.
+        "propagateTags": True,
+    }
+    if job.array_size is not None:
+        payload["arrayProperties"] = {"size": job.array_size}
+    if job.depends_on:
+        depends = []
+        for dep in job.depends_on:
+            if dep.key not in job_ids:
+                raise FatalError(
+                    f"job {job.name} depends on {dep.key}, which has no submitted job id yet"
+                )
+            entry = {"jobId": job_ids[dep.key]}
+            if dep.type is not None:
+                entry["type"] = dep.type
+            depends.append(entry)
+        payload["dependsOn"] = depends
+    check_payload(payload)
+    return payload
+
+
+def check_payload(payload: Mapping[str, Any]) -> None:
+    """Batch's size limits on one request, checked before AWS refuses it."""
+    overrides = len(json.dumps(payload.get("containerOverrides", {}), separators=(",", ":")))
+    if overrides > MAX_OVERRIDES_CHARS:
+        raise FatalError(
+            f"job {payload.get('jobName')}: container overrides are {overrides} characters, over "
+            f"Batch's {MAX_OVERRIDES_CHARS}; keep lists in the database, not in the environment"
+        )
+    size = len(json.dumps(payload, separators=(",", ":")).encode())
+    if size > MAX_PAYLOAD_BYTES:
+        raise FatalError(
+            f"job {payload.get('jobName')}: the SubmitJob request is {size} bytes, over Batch's "
+            f"{MAX_PAYLOAD_BYTES}"
+        )
+
+
+def make_client(*, endpoint_url: str | None = None, region_name: str | None = None) -> Any:
+    """A boto3 Batch client with its own retries off: ``BatchApi`` retries only what may pass."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "batch",
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+    )
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Throttling, a 5xx, or a connection that failed: worth another attempt after a pause."""
+    if isinstance(exc, EndpointConnectionError | ConnectionError):
+        return True
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return error.get("Code") in THROTTLING_CODES or status == 429 or status >= 500
+    return False
+
+
+class BatchApi:
+    """The submitter's Batch calls, each retried on throttling and 5xx with jittered back-off."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        attempts: int = 8,
+        base_delay: float = 0.25,
+        max_delay: float = 20.0,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.client = client
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+        self._jitter = jitter
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        method = getattr(self.client, operation)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return method(**kwargs)
+            except (ClientError, EndpointConnectionError, ConnectionError) as exc:
+                if not is_retryable(exc):
+                    if isinstance(exc, ClientError):
+                        error = exc.response.get("Error", {})
+                        raise ConfigError(
+                            f"AWS Batch refused {operation}: {error.get('Code')}: "
+                            f"{error.get('Message')} (check the job queue, job definition and "
+                            "the role's permissions)"
+                        ) from exc
+                    raise
+                if attempt == self.attempts:
+                    raise TransientError(
+                        f"AWS Batch {operation} still throttled or failing after {attempt} "
+                        f"attempts: {exc}; a later invocation will complete the run"
+                    ) from exc
+                # Full jitter: many submitters backing off together do not retry together.
+                delay = self._jitter() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                log.warning("batch.retry", operation=operation, attempt=attempt,
+                            delay_s=round(delay, 3), error=str(exc))
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def submit_job(self, payload: Mapping[str, Any]) -> str:
+        """Submit one job; its id."""
+        response = self._call("submit_job", **payload)
+        return str(response["jobId"])
+
+    def find_job(self, job_queue: str, name: str, run_id: str) -> str | None:
+        """A job of this run already submitted under ``name`` (a crash lost its id), else None."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "jobQueue": job_queue,
+                "filters": [{"name": "JOB_NAME", "values": [name]}],
+            }
+            if token:
+                kwargs["nextToken"] = token
+            response = self._call("list_jobs", **kwargs)
+            candidates = [s["jobId"] for s in response.get("jobSummaryList", [])
+                          if s.get("jobName") == name]
+            for job in self.describe_jobs(candidates):
+                if (job.get("tags") or {}).get(RUN_TAG) == run_id:
+                    return str(job["jobId"])
+            token = response.get("nextToken")
+            if not token:
+                return None
+
+    def describe_jobs(self, job_ids: Iterable[str]) -> Iterator[dict[str, Any]]:
+        """Describe any number of jobs, 100 per request (Batch's limit)."""
+        batch: list[str] = []
+        for job_id in job_ids:
+            batch.append(job_id)
+            if len(batch) == DESCRIBE_BATCH:
+                yield from self._call("describe_jobs", jobs=batch).get("jobs", [])
+                batch = []
+        if batch:
+            yield from self._call("describe_jobs", jobs=batch).get("jobs", [])
+
+    def list_children(
+        self, array_job_id: str, status: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The children of an array job (summaries), page by page."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"arrayJobId": array_job_id}
+            if status:
+                kwargs["jobStatus"] = status
+            if token:
+                kwargs["nextToken"] = token
+            response = self._call("list_jobs", **kwargs)
+            yield from response.get("jobSummaryList", [])
+            token = response.get("nextToken")
+            if not token:
+                return

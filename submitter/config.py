@@ -1,0 +1,141 @@
+"""The submitter's settings: read from the environment once, at start, into one frozen object.
+
+This module and ``worker/common/settings.py`` are the only readers of ``os.environ``. The Lambda
+gets ``JOB_QUEUE``, ``JOB_DEFINITION`` and ``DATABASE_SECRET_ARN`` from the CloudFormation stack;
+the CLI takes the same variables or their command-line options.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import quote
+
+from worker.common.errors import ConfigError, TransientError
+
+
+@dataclass(frozen=True)
+class SubmitterConfig:
+    database_url: str | None = None
+    database_secret_arn: str | None = None
+    job_queue: str | None = None
+    job_definition: str | None = None
+    aws_endpoint_url: str | None = None
+    # Chain images before feed, so that the night's feed already carries the processed images.
+    images_before_feed: bool = False
+    # What the local executor and the demo hand to the worker processes.
+    output_url: str | None = None
+    fetch_allow_networks: str | None = None
+    log_format: str | None = None
+    # The environment a local child inherits besides the Batch variables (PATH, HOME, locale…).
+    inherited: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SubmitterConfig:
+        """Parse the submitter's variables; raise ``ConfigError`` naming each bad one."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        flag = (get("IMAGES_BEFORE_FEED") or "0").lower()
+        if flag not in ("0", "1", "true", "false", "yes", "no"):
+            raise ConfigError(f"IMAGES_BEFORE_FEED={flag!r} is not a boolean: expected 1 or 0")
+        inherited = tuple(
+            (k, v) for k, v in env.items()
+            if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV",
+                     "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL",
+                     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+        )
+        return cls(
+            database_url=get("DATABASE_URL"),
+            database_secret_arn=get("DATABASE_SECRET_ARN"),
+            job_queue=get("JOB_QUEUE"),
+            job_definition=get("JOB_DEFINITION"),
+            aws_endpoint_url=get("AWS_ENDPOINT_URL"),
+            images_before_feed=flag in ("1", "true", "yes"),
+            output_url=get("OUTPUT_URL"),
+            fetch_allow_networks=get("FETCH_ALLOW_NETWORKS"),
+            log_format=get("LOG_FORMAT"),
+            inherited=inherited,
+        )
+
+    def with_overrides(self, **changes: Any) -> SubmitterConfig:
+        """A copy with the command line's explicit options (None means: keep the environment's)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def require_batch(self) -> tuple[str, str]:
+        """The job queue and job definition, or a ``ConfigError`` naming what is missing."""
+        missing = [
+            name for name, value in (("JOB_QUEUE", self.job_queue),
+                                     ("JOB_DEFINITION", self.job_definition))
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} not set: give the AWS Batch job queue and job definition "
+                "(environment, or --job-queue / --job-definition)"
+            )
+        assert self.job_queue is not None and self.job_definition is not None
+        return self.job_queue, self.job_definition
+
+
+def database_url_from_secret(secret: str) -> str:
+    """A libpq URI from a Secrets Manager secret: a URI itself, or RDS's JSON shape."""
+    text = secret.strip()
+    if text.startswith(("postgresql://", "postgres://")):
+        return text
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ConfigError(
+            "the database secret is neither a postgresql:// URI nor JSON with username, password, "
+            "host, port and dbname"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError("the database secret's JSON is not an object")
+    missing = [k for k in ("username", "password", "host") if not data.get(k)]
+    if missing:
+        raise ConfigError(f"the database secret lacks {', '.join(missing)}")
+    dbname = data.get("dbname") or data.get("database") or "postgres"
+    port = data.get("port") or 5432
+    return (
+        f"postgresql://{quote(str(data['username']), safe='')}"
+        f":{quote(str(data['password']), safe='')}"
+        f"@{data['host']}:{port}/{quote(str(dbname), safe='')}"
+    )
+
+
+def resolve_database_url(config: SubmitterConfig, *, secrets_client: Any = None) -> str:
+    """DATABASE_URL if given, else the secret named by DATABASE_SECRET_ARN (read once)."""
+    if config.database_url:
+        return config.database_url
+    if not config.database_secret_arn:
+        raise ConfigError(
+            "DATABASE_URL is not set and no DATABASE_SECRET_ARN names a secret holding it: give "
+            "one of them (e.g. DATABASE_URL=postgresql://user@host:5432/db)"
+        )
+    if secrets_client is None:
+        import boto3
+
+        secrets_client = boto3.client("secretsmanager", endpoint_url=config.aws_endpoint_url)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        value = secrets_client.get_secret_value(SecretId=config.database_secret_arn)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure"):
+            raise ConfigError(
+                f"cannot read the database secret {config.database_secret_arn}: {code}"
+            ) from exc
+        raise TransientError(
+            f"reading the database secret {config.database_secret_arn} failed: {code}"
+        ) from exc
+    except BotoCoreError as exc:
+        raise TransientError(f"reading the database secret failed: {exc}") from exc
+    return database_url_from_secret(str(value.get("SecretString") or ""))
