@@ -23,7 +23,13 @@ from worker.common.product import CURRENCY_DECIMALS
 
 SHOP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 FORMATS = ("json", "jsonl", "csv", "xml")
-CHANNELS = ("google", "google_tsv", "meta", "naver", "naver_summary")
+
+
+def known_channels() -> tuple[str, ...]:
+    """The channels a shop may list: the modules of worker/feed/channels (adding one is adding a module)."""
+    from worker.feed.channels import registry
+
+    return tuple(sorted(registry()))
 
 # Per-shop options and their defaults; a shop may override any of them.
 DEFAULT_OPTIONS: dict[str, Any] = {
@@ -100,9 +106,10 @@ def parse_shop(raw: Mapping[str, Any], where: str) -> Shop:
     if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
         problems.append("channels must be a list of channel names")
         channels = []
+    known = known_channels()
     for channel in channels:
-        if channel not in CHANNELS:
-            problems.append(f"channel {channel!r} is not known: expected {', '.join(CHANNELS)}")
+        if channel not in known:
+            problems.append(f"channel {channel!r} is not known: expected {', '.join(known)}")
     if len(set(channels)) != len(channels):
         problems.append(f"channels {channels} lists a channel twice")
     for key in ("format_options", "mapping", "options"):
