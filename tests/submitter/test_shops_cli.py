@@ -44,6 +44,31 @@ def test_import_is_an_upsert(conn, settings_env, tmp_path):
     assert conn.execute("SELECT name, currency FROM shops").fetchall() == [("Renamed", "USD")]
 
 
+def test_a_changed_mapping_or_source_forgets_the_conditional_get_validators(conn, settings_env, tmp_path):
+    shop = {"id": "s1", "name": "One", "source_url": "https://a.example/x.json", "format": "json",
+            "currency": "KRW", "channels": ["google"]}
+    path = tmp_path / "shops.json"
+
+    def import_with(**changes):
+        path.write_text(json.dumps({"shops": [{**shop, **changes}]}))
+        assert submit(settings_env, "shops", "import", str(path)).returncode == 0
+
+    def validators():
+        return conn.execute("SELECT source_etag, source_last_modified FROM shops").fetchone()
+
+    import_with()
+    for change in ({"name": "Renamed"}, {"mapping": {"title": "name"}}, {"currency": "USD"},
+                   {"format_options": {"item_path": "data.item"}},
+                   {"source_url": "https://a.example/y.json"}):
+        conn.execute("UPDATE shops SET source_etag = '\"e1\"', source_last_modified = 'yesterday'")
+        conn.commit()
+        import_with(**{**change})
+        shop.update(change)
+        kept = change == {"name": "Renamed"}
+        assert validators() == (('"e1"', "yesterday") if kept else (None, None)), change
+        conn.commit()
+
+
 def test_toml_files_are_accepted(conn, settings_env, tmp_path):
     path = tmp_path / "shops.toml"
     path.write_text(

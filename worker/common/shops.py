@@ -102,14 +102,16 @@ def parse_shop(raw: Mapping[str, Any], where: str) -> Shop:
     currency = raw.get("currency")
     if not isinstance(currency, str) or currency.upper() not in CURRENCY_DECIMALS:
         problems.append(f"currency {currency!r} is not a known ISO 4217 code (e.g. KRW, USD)")
-    channels = raw.get("channels", [])
+    channels: list[str] = raw.get("channels", [])
     if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
         problems.append("channels must be a list of channel names")
         channels = []
-    known = known_channels()
+    channel_names = known_channels()
     for channel in channels:
-        if channel not in known:
-            problems.append(f"channel {channel!r} is not known: expected {', '.join(known)}")
+        if channel not in channel_names:
+            problems.append(
+                f"channel {channel!r} is not known: expected {', '.join(channel_names)}"
+            )
     if len(set(channels)) != len(channels):
         problems.append(f"channels {channels} lists a channel twice")
     for key in ("format_options", "mapping", "options"):
@@ -210,10 +212,22 @@ def upsert_shops(conn: psycopg.Connection, shops: Iterable[Shop]) -> int:
                     mapping = EXCLUDED.mapping, channels = EXCLUDED.channels,
                     currency = EXCLUDED.currency, active = EXCLUDED.active,
                     options = EXCLUDED.options, updated_at = now(),
-                    -- a new source invalidates the conditional-GET validators of the old one
-                    source_etag = CASE WHEN shops.source_url = EXCLUDED.source_url
+                    -- a new source, or a new way of reading it, invalidates the conditional-GET
+                    -- validators: a 304 must never skip re-mapping under a changed mapping
+                    source_etag = CASE WHEN (shops.source_url, shops.format, shops.format_options,
+                                             shops.mapping, shops.currency)
+                                            IS NOT DISTINCT FROM
+                                            (EXCLUDED.source_url, EXCLUDED.format,
+                                             EXCLUDED.format_options, EXCLUDED.mapping,
+                                             EXCLUDED.currency)
                                        THEN shops.source_etag END,
-                    source_last_modified = CASE WHEN shops.source_url = EXCLUDED.source_url
+                    source_last_modified = CASE WHEN (shops.source_url, shops.format,
+                                                      shops.format_options, shops.mapping,
+                                                      shops.currency)
+                                                     IS NOT DISTINCT FROM
+                                                     (EXCLUDED.source_url, EXCLUDED.format,
+                                                      EXCLUDED.format_options, EXCLUDED.mapping,
+                                                      EXCLUDED.currency)
                                                 THEN shops.source_last_modified END
                 """,
                 (

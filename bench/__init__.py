@@ -1,0 +1,1 @@
+"""Benchmarks and the synthetic catalog generator the tests share."""

@@ -1,0 +1,239 @@
+"""Benchmark of the collect task (not in CI): our collect end to end, first load and unchanged
+re-run, against the limits measured in the same run on the same catalog: the raw ijson parse,
+``psql \\copy`` of the equivalent CSV, and a naive peer (``json.load`` + ``executemany``).
+
+    python -m bench.collect --sizes 100,300 [--database-url URL] [--workdir DIR] [--no-naive]
+
+Without ``--database-url`` it starts a throw-away PostgreSQL from the machine's initdb/pg_ctl (the
+tests' provider). Each measurement runs in a fresh subprocess, so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BYTES_PER_PRODUCT = 1100  # catalog_gen's JSON, measured
+
+# ---- the measured children -------------------------------------------------------------------
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_collect(database_url: str, shop_id: str) -> dict[str, Any]:
+    from structlog.testing import capture_logs
+
+    from worker.common.settings import Settings
+    from worker.router import run_task
+
+    settings = Settings.from_env({"DATABASE_URL": database_url, "SHOP_ID": shop_id,
+                                  "LOG_FORMAT": "json"})
+    started = time.perf_counter()
+    with capture_logs() as logs:
+        code = run_task("collect", settings)
+    elapsed = time.perf_counter() - started
+    summary = next(e for e in logs if e["event"] == "task.summary")
+    if code != 0:
+        raise SystemExit(f"collect failed with exit {code}: {logs}")
+    return {"seconds": elapsed, "rows": summary["rows_in"], "counts": summary["counts"],
+            "bytes": summary["bytes"], "peak_rss_mb": _peak_rss_mb()}
+
+
+def child_ijson(path: str, item_path: str) -> dict[str, Any]:
+    from worker.collect.formats.json import BUF_SIZE, backend
+
+    started = time.perf_counter()
+    with open(path, "rb") as handle:
+        rows = sum(1 for _ in backend.items(handle, item_path, use_float=False, buf_size=BUF_SIZE))
+    return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+
+
+def child_naive(database_url: str, path: str) -> dict[str, Any]:
+    """What a first version often is: the whole document in memory, then executemany."""
+    import psycopg
+
+    started = time.perf_counter()
+    with open(path, encoding="utf-8") as handle:
+        document = json.load(handle)
+    rows = [
+        (p["sku"], f"{p['brand']} {p['name']}", p["desc"], p["url"], p["price"]["amount"],
+         json.dumps(p.get("options"), ensure_ascii=False))
+        for p in document["products"]
+    ]
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_naive")
+        conn.execute("CREATE TABLE bench_naive (product_id text PRIMARY KEY, title text, "
+                     "description text, link text, price numeric(20,4), extra jsonb)")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO bench_naive VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    return {"seconds": time.perf_counter() - started, "rows": len(rows),
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _run_child(*args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.collect", "--child", *args],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    line = next(line for line in reversed(out.splitlines()) if line.startswith("BENCH "))
+    result: dict[str, Any] = json.loads(line[6:])
+    return result
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+
+def psql_copy(database_url: str, shop_id: str, workdir: Path) -> dict[str, Any]:
+    """\\copy of the same rows as CSV into a table shaped like products (same indexes)."""
+    from worker.collect.load import ROW_COLUMNS
+
+    csv_path = workdir / f"{shop_id}.csv"
+    columns = ", ".join(("shop_id", *ROW_COLUMNS, "content_hash"))
+    subprocess.run(["psql", database_url, "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                    f"\\copy (SELECT {columns} FROM products WHERE shop_id = '{shop_id}') "
+                    f"TO '{csv_path}' CSV"], check=True)
+    subprocess.run(["psql", database_url, "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                    "DROP TABLE IF EXISTS bench_copy; "
+                    "CREATE TABLE bench_copy (LIKE products INCLUDING ALL)"], check=True)
+    started = time.perf_counter()
+    subprocess.run(["psql", database_url, "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                    f"\\copy bench_copy ({columns}) FROM '{csv_path}' CSV"], check=True)
+    seconds = time.perf_counter() - started
+    rows = int(subprocess.run(["psql", database_url, "-At", "-c",
+                               "SELECT count(*) FROM bench_copy"],
+                              check=True, capture_output=True, text=True).stdout)
+    size = csv_path.stat().st_size
+    csv_path.unlink()
+    return {"seconds": seconds, "rows": rows, "csv_bytes": size}
+
+
+def measure(database_url: str, size_mb: int, workdir: Path, naive: bool) -> dict[str, Any]:
+    import psycopg
+
+    from bench import catalog_gen
+    from worker.common.shops import parse_shop, upsert_shops
+
+    count = size_mb * 1_000_000 // BYTES_PER_PRODUCT
+    path = workdir / f"catalog-{size_mb}mb.json"
+    print(f"[{size_mb} MB] generating {count} products → {path}", file=sys.stderr)
+    size = catalog_gen.write(path, "json", catalog_gen.products(count, seed=size_mb))
+    shop_id = f"bench-{size_mb}"
+    with psycopg.connect(database_url) as conn:
+        upsert_shops(conn, [parse_shop(catalog_gen.shop("json", str(path), id=shop_id), "bench")])
+    results: dict[str, Any] = {"size_mb": size_mb, "file_bytes": size, "products": count}
+    print(f"[{size_mb} MB] ijson parse", file=sys.stderr)
+    results["ijson"] = _run_child("ijson", str(path), "products.item")
+    print(f"[{size_mb} MB] collect, first load", file=sys.stderr)
+    results["first"] = _run_child("collect", database_url, shop_id)
+    print(f"[{size_mb} MB] collect, unchanged re-run (file digest)", file=sys.stderr)
+    results["rerun"] = _run_child("collect", database_url, shop_id)
+    print(f"[{size_mb} MB] collect, unchanged re-run, read in full", file=sys.stderr)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE shops SET source_etag = NULL WHERE id = %s", (shop_id,))
+    results["rerun_full"] = _run_child("collect", database_url, shop_id)
+    print(f"[{size_mb} MB] psql \\copy", file=sys.stderr)
+    results["copy"] = psql_copy(database_url, shop_id, workdir)
+    if naive:
+        print(f"[{size_mb} MB] naive json.load + executemany", file=sys.stderr)
+        results["naive"] = _run_child("naive", database_url, str(path))
+    path.unlink()
+    return results
+
+
+def table(all_results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| catalog | measurement | rows | seconds | rows/s | MB/s | peak RSS MB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in all_results:
+        mb = r["file_bytes"] / 1e6
+        for key, name in (("first", "our collect, first load"),
+                          ("rerun", "our collect, unchanged re-run (same file: digest)"),
+                          ("rerun_full", "our collect, unchanged re-run, read in full"),
+                          ("ijson", "raw ijson parse (parse limit)"),
+                          ("copy", "psql \\copy of the same rows (database limit)"),
+                          ("naive", "naive json.load + executemany")):
+            m = r.get(key)
+            if m is None:
+                continue
+            rss = f"{m['peak_rss_mb']:.0f}" if "peak_rss_mb" in m else "–"
+            lines.append(
+                f"| {mb:.0f} MB, {r['products']} products | {name} | {m['rows']} | "
+                f"{m['seconds']:.1f} | {m['rows'] / m['seconds']:,.0f} | "
+                f"{mb / m['seconds']:.1f} | {rss} |"
+            )
+    lines.append("")
+    lines.append("| catalog | first load ÷ min(parse, database) | re-run speed-up (digest) | "
+                 "re-run speed-up (in full) | rows written by re-runs | RSS vs smallest |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    smallest = all_results[0]["first"]["peak_rss_mb"]
+    for r in all_results:
+        first = r["first"]["rows"] / r["first"]["seconds"]
+        limit = min(r["ijson"]["rows"] / r["ijson"]["seconds"],
+                    r["copy"]["rows"] / r["copy"]["seconds"])
+        written = sum(r[k]["counts"][c] for k in ("rerun", "rerun_full")
+                      for c in ("inserted", "updated", "gone"))
+        lines.append(
+            f"| {r['file_bytes'] / 1e6:.0f} MB | {first / limit:.2f} | "
+            f"{r['first']['seconds'] / r['rerun']['seconds']:.1f}× | "
+            f"{r['first']['seconds'] / r['rerun_full']['seconds']:.2f}× | {written} | "
+            f"{r['first']['peak_rss_mb'] / smallest:.2f}× |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        kind, *args = sys.argv[2:]
+        fn = {"collect": child_collect, "ijson": child_ijson, "naive": child_naive}[kind]
+        print("BENCH " + json.dumps(fn(*args)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100,300", help="catalog sizes in MB, comma-separated")
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--no-naive", action="store_true")
+    parser.add_argument("--naive-max-mb", type=int, default=100,
+                        help="run the naive peer only up to this size (it holds everything)")
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        url = args.database_url
+        if url is None:
+            from tests import fixtures_db
+
+            folder = fixtures_db.find_pg_binaries(os.environ)
+            if folder is None:
+                raise SystemExit("no initdb/pg_ctl found: pass --database-url")
+            url = stack.enter_context(fixtures_db.binaries_server(folder))
+        from worker.common.db import migrate
+
+        migrate(url)
+        workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(
+            prefix="bench-collect-", dir="/tmp")))
+        results = [
+            measure(url, int(size), workdir,
+                    naive=not args.no_naive and int(size) <= args.naive_max_mb)
+            for size in args.sizes.split(",")
+        ]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, load average {os.getloadavg()}")
+    print(table(results))
+    print(json.dumps(results, indent=1), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Validation rules, one by one, and a property: any record is a row or a RejectedRecord."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worker.collect.mapping import CompiledMapping
+from worker.collect.validate import ROW_COLUMNS, extra_json, normalise
+from worker.common.errors import RejectedRecord
+
+BASE = {"product_id": "P1", "title": "Shirt", "link": "https://shop.example/p/1", "price": "15.00"}
+
+
+def row(extra: dict[str, Any] | None = None, shop_currency: str = "USD",
+        **fields: Any) -> dict[str, Any]:
+    values = normalise(3, {**BASE, **fields}, extra or {}, currency=shop_currency)
+    assert values[0] == 3
+    return dict(zip(ROW_COLUMNS, values[1:], strict=True))
+
+
+def rejected(**fields: Any) -> RejectedRecord:
+    with pytest.raises(RejectedRecord) as caught:
+        row(**fields)
+    return caught.value
+
+
+def test_a_good_record_becomes_a_row_with_defaults() -> None:
+    out = row()
+    assert out["product_id"] == "P1" and out["price"] == Decimal("15.00")
+    assert out["currency"] == "USD"  # the shop's currency
+    assert out["availability"] == "in_stock" and out["condition"] == "new"
+    assert out["additional_image_links"] == [] and out["extra"] == "{}"
+
+
+@pytest.mark.parametrize("missing", ["product_id", "title", "link", "price"])
+def test_required_fields(missing: str) -> None:
+    error = rejected(**{missing: None})
+    assert error.reason == f"missing required field {missing}" and error.field == missing
+    assert rejected(**{missing: "  "}).field == missing
+
+
+def test_several_missing_fields_are_named_together() -> None:
+    assert rejected(title="", price=None).reason == "missing required fields title, price"
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason", "field"),
+    [
+        ({"price": "-1"}, "price -1 is negative", "price"),
+        ({"price": "free"}, "price cannot be read", "price"),
+        ({"price": "1" * 17}, "too large", "price"),
+        ({"sale_price": "-3"}, "sale_price -3 is negative", "sale_price"),
+        ({"currency": "XYZ"}, "currency 'XYZ' is not a known ISO 4217 code", "currency"),
+        ({"title": {"a": 1}}, "title is a object, expected text", "title"),
+        ({"title": ["a"]}, "title is a list, expected text", "title"),
+        ({"price": ["1"]}, "price is a list, expected a number", "price"),
+        ({"link": "ftp://x/y"}, "not an http(s) URL", "link"),
+        ({"link": "/relative"}, "not an http(s) URL", "link"),
+        ({"title": "x" * 100_001}, "title is 100001 characters long", "title"),
+        ({"product_id": "x" * 257}, "product_id is 257 characters long", "product_id"),
+        ({"availability": "maybe"}, "availability 'maybe' is not known", "availability"),
+        ({"condition": "broken"}, "condition 'broken' is not known", "condition"),
+        ({"availability_date": "next week"}, "not an ISO 8601 date", "availability_date"),
+        ({"additional_image_links": ["https://a/1", "data:x"]}, "not an http(s) URL",
+         "additional_image_links"),
+    ],
+)
+def test_types_ranges_and_lengths(fields: dict[str, Any], reason: str, field: str) -> None:
+    error = rejected(**fields)
+    assert reason in error.reason and error.field == field
+
+
+@pytest.mark.parametrize(
+    ("given_value", "expected"),
+    [("in stock", "in_stock"), ("In-Stock", "in_stock"), ("품절", "out_of_stock"),
+     ("available for order", "backorder"), (True, "in_stock"), (0, "out_of_stock"),
+     (12, "in_stock"), ("preorder", "preorder")],
+)
+def test_availability_aliases(given_value: Any, expected: str) -> None:
+    assert row(availability=given_value)["availability"] == expected
+
+
+def test_condition_in_korean() -> None:
+    assert row(condition="중고")["condition"] == "used"
+    assert row(condition="리퍼")["condition"] == "refurbished"
+
+
+def test_currency_given_per_row_and_its_decimals() -> None:
+    out = row(shop_currency="USD", price="12.900", currency=" krw")
+    assert out["currency"] == "KRW" and out["price"] == Decimal("12900")
+
+
+def test_control_characters_are_removed_from_text_and_extra() -> None:
+    out = row({"note": "a\x00b", "n": ["\\u0000 literal"]}, title="Sh\x00irt\x07\tok")
+    assert out["title"] == "Shirt\tok"
+    assert json.loads(out["extra"]) == {"note": "ab", "n": ["\\u0000 literal"]}
+
+
+def test_extra_keeps_decimals_exact() -> None:
+    text = extra_json({"a": Decimal("0.1"), "b": Decimal("12.50"), "c": Decimal("1e-30"), "d": 3})
+    assert json.loads(text, parse_float=Decimal) == {
+        "a": Decimal("0.1"), "b": Decimal("12.5"), "c": Decimal("1E-30"), "d": 3,
+    }
+
+
+def test_huge_extra_is_rejected() -> None:
+    with pytest.raises(RejectedRecord, match="unmapped fields take"):
+        row({"blob": "x" * 1_000_001})
+
+
+def test_additional_images_are_capped_at_ten_and_dates_are_utc() -> None:
+    images = [f"https://a/{i}.jpg" for i in range(14)]
+    out = row(additional_image_links=images, availability_date="2026-12-01T10:00:00")
+    assert out["additional_image_links"] == images[:10]
+    assert out["availability_date"] == datetime(2026, 12, 1, 10, tzinfo=UTC)
+
+
+def test_xml_text_nodes_are_accepted_where_a_value_is_expected() -> None:
+    out = row(price={"@currency": "KRW", "#text": "12900"}, title={"#text": "T", "@lang": "ko"})
+    assert out["price"] == Decimal("12900") and out["title"] == "T"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=3),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8),
+                                                                       children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(record=st.dictionaries(
+    st.sampled_from(["id", "title", "link", "price", "sale_price", "currency", "availability",
+                     "condition", "additional_image_links", "availability_date", "gtin",
+                     "shipping_cost", "other"]),
+    json_values, max_size=10))
+def test_any_record_is_a_row_or_a_rejected_record(record: dict[str, Any]) -> None:
+    fields, extra = CompiledMapping({}, currency="KRW").apply(record)
+    try:
+        values = normalise(1, fields, extra, currency="KRW")
+    except RejectedRecord as exc:
+        assert exc.reason
+        return
+    out = dict(zip(ROW_COLUMNS, values[1:], strict=True))
+    assert out["price"] >= 0 and len(out["currency"]) == 3 and out["currency"].isupper()
+    assert "\x00" not in json.dumps(out, default=str)
+    json.loads(out["extra"])

@@ -1,0 +1,192 @@
+"""Load: COPY a snapshot into a temporary staging table, then apply it to ``products`` as a delta.
+
+Everything happens in the caller's one transaction: the staging table, the duplicate rejects, the
+shrink gate and the delta. A product absent from the snapshot is marked gone (``gone_at``), not
+deleted, so that the summary EP can announce it; one that comes back clears ``gone_at``.
+``changed_at`` moves on insert, on a content change, on gone and on return, and never otherwise.
+The content hash is computed by the server (md5 of the row's text), off the Python thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+
+from worker.collect.validate import ROW_COLUMNS
+from worker.common.errors import FatalError
+
+STAGING = "collect_staging"
+# The staging table's columns, in COPY order: the record's position, then the products row.
+STAGING_COLUMNS = ("pos", *ROW_COLUMNS)
+_CONTENT = ROW_COLUMNS[1:]  # product_id is the key, not content
+
+
+class RejectRecorder(Protocol):
+    def add(self, reason: str, *, position: str | int | None = None,
+            product_id: str | None = None, field: str | None = None,
+            excerpt: str | None = None, channel: str | None = None) -> None: ...
+
+
+@dataclass
+class DeltaCounts:
+    inserted: int = 0
+    updated: int = 0
+    returned: int = 0
+    unchanged: int = 0
+    gone: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _ids(names: Iterable[str], table: str | None = None) -> sql.Composable:
+    if table is None:
+        return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    return sql.SQL(", ").join(sql.Identifier(table, n) for n in names)
+
+
+def _hash(table: str) -> sql.Composable:
+    # The row's text form is stable: numeric is typed (scale 4), jsonb is canonical, and the
+    # transaction pins TimeZone and DateStyle for the one timestamp.
+    return sql.SQL("decode(md5(ROW({})::text), 'hex')").format(_ids(_CONTENT, table))
+
+
+def create_staging(conn: psycopg.Connection) -> None:
+    """A temporary table shaped like ``products``' collected columns, dropped at commit."""
+    conn.execute("SET LOCAL TimeZone = 'UTC'")
+    conn.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+    # Every join of the delta is a whole-snapshot set operation. Statistics for a shop's products
+    # lag behind its last load (estimated at 1 row), which makes the planner pick nested-loop
+    # anti-joins: quadratic, 50 s instead of 0.3 s at 9,000 products. Hash joins are right here.
+    conn.execute("SET LOCAL enable_nestloop = off")
+    conn.execute(sql.SQL(
+        "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT 0::bigint AS pos, {} FROM products "
+        "WITH NO DATA"
+    ).format(sql.Identifier(STAGING), _ids(ROW_COLUMNS)))
+
+
+def stage(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> int:
+    """COPY ``rows`` (STAGING_COLUMNS order) into the staging table; return how many."""
+    count = 0
+    query = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(STAGING), _ids(STAGING_COLUMNS)
+    )
+    with conn.cursor() as cur, cur.copy(query) as copy:
+        write = copy.write_row
+        for row in rows:
+            write(row)
+            count += 1
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(STAGING)))
+    return count
+
+
+def reject_duplicates(conn: psycopg.Connection, rejects: RejectRecorder, label: str) -> int:
+    """Reject every later row of a product id seen twice (the first wins); return how many."""
+    has = conn.execute(sql.SQL(
+        "SELECT EXISTS (SELECT 1 FROM {} GROUP BY product_id HAVING count(*) > 1)"
+    ).format(sql.Identifier(STAGING))).fetchone()
+    if not has or not has[0]:
+        return 0
+    count = 0
+    with conn.cursor(name="collect_duplicates") as cur:
+        cur.execute(sql.SQL(
+            """
+            SELECT pos, product_id, first_pos FROM (
+                SELECT pos, product_id,
+                       first_value(pos) OVER (PARTITION BY product_id ORDER BY pos) AS first_pos
+                FROM {staging}
+                WHERE product_id IN (
+                    SELECT product_id FROM {staging} GROUP BY product_id HAVING count(*) > 1)
+            ) d WHERE pos <> first_pos ORDER BY pos
+            """
+        ).format(staging=sql.Identifier(STAGING)))
+        for pos, product_id, first_pos in cur:
+            rejects.add(
+                f"duplicate product id: the first, at {label} {first_pos}, wins",
+                position=f"{label} {pos}", product_id=product_id, field="product_id",
+            )
+            count += 1
+    conn.execute(sql.SQL(
+        "DELETE FROM {staging} a USING {staging} b "
+        "WHERE a.product_id = b.product_id AND a.pos > b.pos"
+    ).format(staging=sql.Identifier(STAGING)))
+    return count
+
+
+def apply_delta(
+    conn: psycopg.Connection, shop_id: str, *, max_shrink_share: float, force: bool, where: str
+) -> DeltaCounts:
+    """Insert new, update changed, mark gone the absent; refuse a snapshot that shrinks too much."""
+    staging = sql.Identifier(STAGING)
+    row = conn.execute(
+        "SELECT count(*) FROM products WHERE shop_id = %s AND gone_at IS NULL", (shop_id,)
+    ).fetchone()
+    current = int(row[0]) if row else 0
+    row = conn.execute(sql.SQL(
+        "SELECT count(*) FROM products p WHERE p.shop_id = %s AND p.gone_at IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM {} s WHERE s.product_id = p.product_id)"
+    ).format(staging), (shop_id,)).fetchone()
+    leaving = int(row[0]) if row else 0
+    if current and leaving > max_shrink_share * current and not force:
+        raise FatalError(
+            f"{where}: the snapshot would remove {leaving} of the shop's {current} products "
+            f"({leaving / current:.0%}), more than max_shrink_share {max_shrink_share:.0%}: "
+            "a broken export? Nothing was changed. If the shop really shrank, rerun with "
+            "CATALOG_FORCE=1 or raise options.max_shrink_share"
+        )
+    counts = DeltaCounts()
+    row = conn.execute(sql.SQL(
+        "SELECT count(*) FROM products p WHERE p.shop_id = %s AND p.gone_at IS NOT NULL "
+        "AND EXISTS (SELECT 1 FROM {} s WHERE s.product_id = p.product_id)"
+    ).format(staging), (shop_id,)).fetchone()
+    counts.returned = int(row[0]) if row else 0
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in _CONTENT
+    )
+    cur = conn.execute(sql.SQL(
+        """
+        UPDATE products p SET {assignments}, content_hash = s.hash, changed_at = now(),
+               gone_at = NULL
+        FROM (SELECT {columns}, {hash} AS hash FROM {staging}) s
+        WHERE p.shop_id = %s AND p.product_id = s.product_id
+          AND (p.content_hash <> s.hash OR p.gone_at IS NOT NULL)
+        """
+    ).format(assignments=assignments, columns=_ids(ROW_COLUMNS), hash=_hash(STAGING),
+             staging=staging), (shop_id,))
+    counts.updated = cur.rowcount
+    cur = conn.execute(sql.SQL(
+        """
+        INSERT INTO products (shop_id, {columns}, content_hash)
+        SELECT %s, {s_columns}, {hash} FROM {staging}
+        WHERE NOT EXISTS (SELECT 1 FROM products p
+                          WHERE p.shop_id = %s AND p.product_id = {staging}.product_id)
+        """
+    ).format(columns=_ids(ROW_COLUMNS), s_columns=_ids(ROW_COLUMNS, STAGING),
+             hash=_hash(STAGING), staging=staging), (shop_id, shop_id))
+    counts.inserted = cur.rowcount
+    cur = conn.execute(sql.SQL(
+        """
+        UPDATE products p SET gone_at = now(), changed_at = now()
+        WHERE p.shop_id = %s AND p.gone_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM {} s WHERE s.product_id = p.product_id)
+        """
+    ).format(staging), (shop_id,))
+    counts.gone = cur.rowcount
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(staging)).fetchone()
+    staged = int(row[0]) if row else 0
+    counts.unchanged = staged - counts.inserted - counts.updated
+    return counts
+
+
+def store_validators(
+    conn: psycopg.Connection, shop_id: str, etag: str | None, last_modified: str | None
+) -> None:
+    """Remember the source's validators for the next night's conditional GET."""
+    conn.execute(
+        "UPDATE shops SET source_etag = %s, source_last_modified = %s WHERE id = %s",
+        (etag, last_modified, shop_id),
+    )

@@ -1,0 +1,331 @@
+"""Where a shop's catalog bytes come from: http(s), s3://bucket/key, file:// or a local path.
+
+``open_source`` yields a ``Source``: a binary, streaming, already-decompressed reader (gzip is found
+by its magic bytes, never by the name), the count of bytes read from the source itself, and the
+validators (ETag, Last-Modified) for the next conditional GET. Nothing is downloaded whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+from worker.common.errors import FatalError, TransientError
+from worker.common.settings import Settings
+
+GZIP_MAGIC = b"\x1f\x8b"
+READ_SIZE = 1 << 20
+HEAD_BYTES = 160
+
+
+class CountingReader(io.RawIOBase):
+    """A raw reader over another file object that counts (and may hash) the bytes it hands out."""
+
+    def __init__(self, inner: Any, *, digest: Any = None) -> None:
+        self._inner = inner
+        self.count = 0
+        self.digest = digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if hasattr(self._inner, "readinto"):
+            n = self._inner.readinto(view)
+        else:
+            data = self._inner.read(len(view))
+            n = len(data)
+            view[:n] = data
+        n = n or 0
+        self.count += n
+        if self.digest is not None and n:
+            self.digest.update(view[:n])
+        return n
+
+
+class _GzipReader(io.RawIOBase):
+    """Decompress gzip (concatenated members too), output bounded per call, damage reported."""
+
+    def __init__(self, inner: IO[bytes], where: str) -> None:
+        self._inner = inner
+        self._where = where
+        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._in = b""
+        self._member_open = False
+        self._pending = b""
+        self.out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending:
+            if not self._in:
+                self._in = self._inner.read(READ_SIZE)
+                if not self._in:
+                    if self._member_open:
+                        raise FatalError(
+                            f"{self._where}: the gzip stream ends early (truncated) after "
+                            f"{self.out} uncompressed bytes: re-export or re-upload the file"
+                        )
+                    return 0
+            if self._zlib.eof:
+                self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                # max_length bounds what one small input may inflate to at once (a gzip bomb).
+                self._pending = self._zlib.decompress(self._in, READ_SIZE)
+            except zlib.error as exc:
+                raise FatalError(
+                    f"{self._where}: the gzip stream is damaged after {self.out} uncompressed "
+                    f"bytes ({exc}): re-export or re-upload the file"
+                ) from exc
+            self._member_open = not self._zlib.eof
+            self._in = self._zlib.unused_data if self._zlib.eof else self._zlib.unconsumed_tail
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self.out += n
+        return n
+
+
+@dataclass
+class Source:
+    """An open catalog: ``stream`` is decompressed bytes; ``bytes_read`` counts the source's own."""
+
+    url: str
+    stream: io.BufferedReader
+    status: int = 200
+    etag: str | None = None
+    last_modified: str | None = None
+    compressed: bool = False
+    _counter: Any = field(default=None, repr=False)
+
+    @property
+    def bytes_read(self) -> int:
+        counter = self._counter
+        if counter is None:
+            return 0
+        found = getattr(counter, "count", None)
+        if found is None:
+            found = getattr(counter, "bytes_read", 0)
+        return int(found or 0)
+
+    @property
+    def content_digest(self) -> str | None:
+        """sha256 of the bytes read so far, for sources that have no validator of their own."""
+        digest = getattr(self._counter, "digest", None)
+        return None if digest is None else str(digest.hexdigest())
+
+    @property
+    def unchanged(self) -> bool:
+        return self.status == 304
+
+    def head(self) -> bytes:
+        """The first bytes of the (decompressed) catalog, for error messages; consumes nothing."""
+        return self.stream.peek(HEAD_BYTES)[:HEAD_BYTES]
+
+
+def describe(url: str) -> str:
+    """The source as named in messages: the URL without credentials or query string."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https", "s3"):
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+    return url
+
+
+@contextmanager
+def open_source(
+    url: str,
+    *,
+    settings: Settings,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    where: str = "",
+) -> Iterator[Source]:
+    """Open the catalog at ``url`` for streaming; after a 304 the Source is ``unchanged``."""
+    where = where or describe(url)
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme in ("http", "https"):
+        with _open_http(url, settings, etag, last_modified, where) as source:
+            yield source
+    elif scheme == "s3":
+        with _open_s3(url, settings, etag, last_modified, where) as source:
+            yield source
+    elif scheme in ("", "file"):
+        with _open_file(url, where, etag) as source:
+            yield source
+    else:
+        raise FatalError(f"{where}: unsupported source scheme {scheme!r}: use http(s), s3 or file")
+
+
+def _wrap(url: str, raw: Any, where: str, counter: Any, **kw: Any) -> Source:
+    """Buffer the raw reader, look at its first two bytes, and decompress gzip when found."""
+    buffered = io.BufferedReader(raw, READ_SIZE)
+    compressed = buffered.peek(2)[:2] == GZIP_MAGIC
+    stream = io.BufferedReader(_GzipReader(buffered, where), READ_SIZE) if compressed else buffered
+    return Source(url=url, stream=stream, compressed=compressed, _counter=counter, **kw)
+
+
+def file_validator(content_digest: str, config: str) -> str:
+    """What collect stores as a local file's "ETag": its content and the shop's configuration."""
+    return f"sha256:{content_digest}:{config}"
+
+
+def _local_path(url: str) -> Path:
+    return Path(unquote(urlsplit(url).path)) if url.lower().startswith("file://") else Path(url)
+
+
+def local_file_validator(url: str, config: str) -> str | None:
+    """The validator of a local source as it is now (one fast pass of sha256), or None."""
+    try:
+        with _local_path(url).open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256")
+    except OSError:
+        return None
+    return file_validator(digest.hexdigest(), config)
+
+
+@contextmanager
+def _open_file(url: str, where: str, etag: str | None = None) -> Iterator[Source]:
+    path = _local_path(url)
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError as exc:
+        raise FatalError(f"{where}: no such file: check the shop's source_url") from exc
+    except IsADirectoryError as exc:
+        raise FatalError(f"{where}: is a folder, not a catalog file") from exc
+    except PermissionError as exc:
+        raise FatalError(f"{where}: permission denied reading the catalog file") from exc
+    with handle:
+        counter = CountingReader(handle, digest=hashlib.sha256())
+        yield _wrap(url, counter, where, counter)
+
+
+@contextmanager
+def _open_s3(
+    url: str, settings: Settings, etag: str | None, last_modified: str | None, where: str
+) -> Iterator[Source]:
+    import boto3
+    import botocore.exceptions
+
+    parts = urlsplit(url)
+    bucket, key = parts.netloc, parts.path.lstrip("/")
+    if not bucket or not key:
+        raise FatalError(f"{where}: an S3 source must be s3://bucket/key")
+    client = boto3.client("s3", endpoint_url=settings.aws_endpoint_url)
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if etag:
+        kwargs["IfNoneMatch"] = etag
+    try:
+        response = client.get_object(**kwargs)
+    except botocore.exceptions.ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if status == 304 or code in ("304", "NotModified"):
+            yield Source(url=url, stream=io.BufferedReader(io.BytesIO(b"")), status=304,
+                         etag=etag, last_modified=last_modified)
+            return
+        if code in ("NoSuchKey", "NoSuchBucket", "AccessDenied", "404", "403") or (
+            400 <= status < 500 and status != 429
+        ):
+            raise FatalError(
+                f"{where}: S3 refused the object ({code or status}): check the bucket, the key "
+                "and the job role's s3:GetObject permission"
+            ) from exc
+        raise TransientError(
+            f"{where}: S3 error {code or status}; a later attempt will retry"
+        ) from exc
+    except (botocore.exceptions.EndpointConnectionError,
+            botocore.exceptions.ConnectionClosedError,
+            botocore.exceptions.ReadTimeoutError) as exc:
+        raise TransientError(
+            f"{where}: cannot reach S3 ({exc}); a later attempt will retry"
+        ) from exc
+    body = response["Body"]
+    try:
+        counter = CountingReader(_S3Body(body, where))
+        yield _wrap(
+            url, counter, where, counter,
+            etag=response.get("ETag"),
+            last_modified=_http_date(response.get("LastModified")),
+        )
+    finally:
+        body.close()
+
+
+class _S3Body:
+    """botocore's StreamingBody, its network failures turned into exit 75."""
+
+    def __init__(self, body: Any, where: str) -> None:
+        self._body = body
+        self._where = where
+
+    def read(self, n: int = -1) -> bytes:
+        import botocore.exceptions
+
+        try:
+            return bytes(self._body.read(n))
+        except (botocore.exceptions.ReadTimeoutError,
+                botocore.exceptions.ResponseStreamingError,
+                ConnectionError) as exc:
+            raise TransientError(
+                f"{self._where}: the S3 download broke off ({exc}); a later attempt will retry"
+            ) from exc
+
+
+def _http_date(value: Any) -> str | None:
+    if value is None:
+        return None
+    from datetime import UTC
+    from email.utils import format_datetime
+
+    return format_datetime(value.astimezone(UTC), usegmt=True)
+
+
+@contextmanager
+def _open_http(
+    url: str, settings: Settings, etag: str | None, last_modified: str | None, where: str
+) -> Iterator[Source]:
+    from worker.common import net
+
+    with net.fetch(
+        url, allow=settings.fetch_allow_networks, etag=etag, last_modified=last_modified
+    ) as response:
+        if response.status == 304:
+            yield Source(url=url, stream=io.BufferedReader(io.BytesIO(b"")), status=304,
+                         etag=etag, last_modified=last_modified, _counter=response)
+            return
+        yield _wrap(
+            url, _Raw(response), where, response,
+            etag=response.etag, last_modified=response.last_modified,
+        )
+
+
+class _Raw(io.RawIOBase):
+    """A RawIOBase view of a file-like object with read(n)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._inner.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+

@@ -1,0 +1,218 @@
+"""The collect task: one shop's catalog, from its source, validated, into ``products`` as a delta.
+
+Order of work: compile the mapping (a bad one fails before a byte is read); take the shop's lock;
+open the source (a 304 ends the task, nothing changed); stream records → mapping → validation →
+COPY into staging, rejecting bad rows as they pass; reject duplicate ids; the reject gate; the
+delta with its shrink gate; the source's validators; one commit. Any failure rolls everything back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import structlog
+
+from worker.collect import formats, load
+from worker.collect.mapping import CompiledMapping, column_problems, compile_mapping
+from worker.collect.sources import (
+    Source,
+    describe,
+    file_validator,
+    local_file_validator,
+    open_source,
+)
+from worker.collect.validate import normalise
+from worker.common.db import shop_lock
+from worker.common.errors import ConfigError, FatalError, RejectedRecord
+from worker.common.shops import Shop
+from worker.router import TaskContext, TaskResult
+
+log = structlog.get_logger(__name__)
+EXCERPT = 200
+
+
+@dataclass
+class _Tally:
+    rows_in: int = 0
+    rejected: int = 0
+
+
+def run(ctx: TaskContext) -> TaskResult:
+    """Collect ``ctx.shop``'s catalog; see the module docstring for the order of work."""
+    shop = ctx.shop
+    where = f"shop {shop.id}, source {describe(shop.source_url)}"
+    compiled = compile_mapping(
+        shop.mapping, shop.format, shop.format_options, currency=shop.currency
+    )
+    with shop_lock(ctx.conn, shop.id, "collect", timeout_s=ctx.settings.shop_lock_timeout):
+        try:
+            return _collect(ctx, compiled, where)
+        except BaseException:
+            _rollback(ctx.conn)
+            raise
+
+
+def _rollback(conn: psycopg.Connection) -> None:
+    if conn.closed:
+        return
+    # When the connection is gone the server rolls the transaction back by itself.
+    with contextlib.suppress(psycopg.Error):
+        conn.rollback()
+
+
+def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskResult:
+    shop, conn = ctx.shop, ctx.conn
+    module = formats.module_for(shop.format)
+    tally = _Tally()
+    config = config_fingerprint(shop)
+    local = is_local(shop.source_url)
+    if local and shop.source_etag and shop.source_etag.startswith("sha256:") and (
+        local_file_validator(shop.source_url, config) == shop.source_etag
+    ):
+        # A local file has no server to answer 304: the same bytes under the same mapping
+        # would map to the same snapshot, so it is skipped the way a 304 is.
+        log.info("collect.unchanged", source=describe(shop.source_url), etag=shop.source_etag)
+        return TaskResult(note="unchanged source", counts=_counts(load.DeltaCounts()))
+    with open_source(
+        shop.source_url, settings=ctx.settings, etag=shop.source_etag,
+        last_modified=shop.source_last_modified, where=where,
+    ) as source:
+        if source.unchanged:
+            log.info("collect.unchanged", source=describe(shop.source_url), etag=shop.source_etag)
+            return TaskResult(note="unchanged source", counts=_counts(load.DeltaCounts()))
+        sniff(source, shop.format, where)
+        log.info("collect.source", source=describe(source.url), compressed=source.compressed,
+                 format=shop.format)
+
+        def check_header(columns: list[str]) -> None:
+            problems = column_problems(shop.mapping, columns)
+            if problems:
+                raise ConfigError(f"{where}: the mapping does not fit the CSV header:\n"
+                                  + "\n".join(f"  - {p}" for p in problems))
+
+        load.create_staging(conn)
+        records = module.records(source.stream, shop.format_options, where, check_header)
+        rows = _rows(records, compiled, shop.currency, ctx.rejects, module.POSITION, tally)
+        started = time.monotonic()
+        staged = load.stage(conn, rows)
+        bytes_read = source.bytes_read
+        log.info("collect.staged", rows=staged, rejected=tally.rejected,
+                 seconds=round(time.monotonic() - started, 3))
+    if tally.rows_in == 0:
+        hint = {
+            "json": f"is format_options.item_path ({shop.format_options.get('item_path', 'item')})"
+                    " right?",
+            "xml": "is format_options.item_element "
+                   f"({shop.format_options.get('item_element', 'product')}) right?",
+        }.get(shop.format, "is the export empty?")
+        raise FatalError(f"{where}: found no products in the {shop.format} catalog: {hint}")
+    duplicates = load.reject_duplicates(conn, ctx.rejects, module.POSITION)
+    rejected = tally.rejected + duplicates
+    share = float(shop.option("max_reject_share"))
+    if rejected > share * tally.rows_in:
+        raise FatalError(
+            f"{where}: {rejected} of {tally.rows_in} records were rejected "
+            f"({rejected / tally.rows_in:.1%}), more than max_reject_share {share:.0%}: the "
+            "shop's products were not changed. See the rejects table for each row's reason; "
+            "fix the export or the mapping"
+        )
+    started = time.monotonic()
+    counts = load.apply_delta(
+        conn, shop.id, max_shrink_share=float(shop.option("max_shrink_share")),
+        force=ctx.settings.force, where=where,
+    )
+    etag = source.etag
+    if local and source.content_digest is not None:
+        etag = file_validator(source.content_digest, config)
+    load.store_validators(conn, shop.id, etag, source.last_modified)
+    conn.commit()
+    log.info("collect.applied", **counts.as_dict(), seconds=round(time.monotonic() - started, 3))
+    return TaskResult(
+        rows_in=tally.rows_in,
+        rows_out=staged - duplicates,
+        rows_rejected=rejected,
+        bytes=bytes_read,
+        counts={**_counts(counts), "duplicates": duplicates, "compressed": source.compressed},
+    )
+
+
+def is_local(url: str) -> bool:
+    return "://" not in url or url.lower().startswith("file://")
+
+
+def config_fingerprint(shop: Shop) -> str:
+    """A short digest of what turns the source's bytes into products: a change re-collects."""
+    text = json.dumps([shop.format, shop.format_options, shop.mapping, shop.currency],
+                      sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _counts(counts: load.DeltaCounts) -> dict[str, Any]:
+    return counts.as_dict()
+
+
+def _rows(
+    records: Iterator[formats.Record],
+    compiled: CompiledMapping,
+    currency: str,
+    rejects: load.RejectRecorder,
+    label: str,
+    tally: _Tally,
+) -> Iterator[tuple[Any, ...]]:
+    """Staging rows of the valid records; every other record is rejected with its reason."""
+    apply = compiled.apply
+    for pos, record in records:
+        tally.rows_in += 1
+        if isinstance(record, RejectedRecord):
+            tally.rejected += 1
+            rejects.add(record.reason, position=f"{label} {pos}", field=record.field,
+                        excerpt=record.excerpt)
+            continue
+        fields: dict[str, Any] = {}
+        try:
+            fields, extra = apply(record)
+            row = normalise(pos, fields, extra, currency=currency)
+        except RejectedRecord as exc:
+            tally.rejected += 1
+            product_id = fields.get("product_id")
+            rejects.add(
+                exc.reason, position=f"{label} {pos}", field=exc.field,
+                product_id=str(product_id)[:256] if product_id not in (None, "") else None,
+                excerpt=exc.excerpt or _excerpt(record),
+            )
+            continue
+        yield row
+
+
+def _excerpt(record: Any) -> str:
+    text = repr(record)
+    return text[:EXCERPT]
+
+
+def sniff(source: Source, fmt: str, where: str) -> None:
+    """Refuse at once a body that cannot be the shop's format: empty, or an HTML page."""
+    head = source.head()
+    shown = head[:120].decode("utf-8", "replace")
+    body = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not body:
+        size = (f"nothing once decompressed from {source.bytes_read} gzip bytes"
+                if source.compressed else f"{source.bytes_read} bytes, blank")
+        raise FatalError(f"{where}: the catalog is empty ({size}): check that the shop's export ran")
+    lowered = body[:64].lower()
+    looks_html = lowered.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+    expected = {"json": (b"[", b"{"), "jsonl": (b"{",), "xml": (b"<",)}.get(fmt)
+    if looks_html or (expected and not body.startswith(expected)) or (
+        fmt in ("csv", "jsonl", "json") and body.startswith(b"<")
+    ):
+        raise FatalError(
+            f"{where}: the response is not {fmt}"
+            + (" but an HTML page" if looks_html else "")
+            + f"; it begins {shown!r}: check the source URL and that the export succeeded"
+        )

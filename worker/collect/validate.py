@@ -1,0 +1,324 @@
+"""Validation: one mapped record → one row for ``products``, or a ``RejectedRecord`` saying why.
+
+Collect checks what storage and every channel share: the required fields (product id, title,
+link, price), types and ranges (prices ≥ 0, ISO 4217 currency, the known availability and
+condition values), and lengths storage allows. What a channel needs beyond that is the channel's
+rule. Control characters (C0 but tab, newline, carriage return) are removed from text: PostgreSQL
+cannot store NUL and no feed format wants the others.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from worker.collect.mapping import ParseFailure, parse_price
+from worker.common.errors import RejectedRecord
+from worker.common.product import (
+    CURRENCY_DECIMALS,
+    MAX_ADDITIONAL_IMAGES,
+    MAX_ID_LENGTH,
+    MAX_TEXT_LENGTH,
+    MAX_URL_LENGTH,
+    PRODUCT_FIELDS,
+)
+
+MAX_EXTRA_CHARS = 1_000_000
+MAX_PRICE = Decimal("1e16")  # numeric(20, 4)
+EXCERPT = 200
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+AVAILABILITY_ALIASES: dict[str, str] = {
+    "in_stock": "in_stock", "instock": "in_stock", "available": "in_stock", "yes": "in_stock",
+    "재고있음": "in_stock", "판매중": "in_stock",
+    "out_of_stock": "out_of_stock", "outofstock": "out_of_stock", "sold_out": "out_of_stock",
+    "soldout": "out_of_stock", "no": "out_of_stock", "품절": "out_of_stock",
+    "preorder": "preorder", "pre_order": "preorder", "예약판매": "preorder",
+    "backorder": "backorder", "back_order": "backorder", "available_for_order": "backorder",
+    "discontinued": "discontinued", "단종": "discontinued",
+}
+CONDITION_ALIASES: dict[str, str] = {
+    "new": "new", "신상품": "new", "새상품": "new",
+    "used": "used", "중고": "used",
+    "refurbished": "refurbished", "리퍼": "refurbished",
+}
+_TEXT_LIMITS: dict[str, int] = {
+    "product_id": MAX_ID_LENGTH,
+    "title": MAX_TEXT_LENGTH,
+    "description": MAX_TEXT_LENGTH,
+    "brand": MAX_TEXT_LENGTH,
+    "gtin": MAX_ID_LENGTH,
+    "mpn": MAX_ID_LENGTH,
+    "item_group_id": MAX_ID_LENGTH,
+    "product_type": MAX_TEXT_LENGTH,
+    "google_product_category": MAX_TEXT_LENGTH,
+    "naver_category": MAX_TEXT_LENGTH,
+}
+_URL_FIELDS = ("link", "mobile_link", "image_link")
+
+
+def reject(reason: str, field: str | None = None, value: Any = None) -> RejectedRecord:
+    shown = None if value is None else _short(value)
+    return RejectedRecord(reason, field=field, excerpt=shown)
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text[:EXCERPT]
+
+
+def clean_text(value: str) -> str:
+    """``value`` without the control characters no feed and no database column wants."""
+    return _CONTROL.sub("", value) if _CONTROL.search(value) else value
+
+
+def _text(field: str, value: Any, limit: int) -> str | None:
+    if value.__class__ is str:
+        # The common case, kept short: this runs for most fields of every row.
+        text = value.strip()
+        if _CONTROL.search(text):
+            text = _CONTROL.sub("", text)
+        if len(text) > limit:
+            raise reject(
+                f"{field} is {len(text)} characters long, more than the {limit} allowed", field,
+                text,
+            )
+        return text or None
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int | Decimal) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, dict) and isinstance(value.get("#text"), str):
+        text = value["#text"]
+    elif isinstance(value, ParseFailure):
+        raise reject(f"{field} cannot be read: {value.reason}", field, value.value)
+    else:
+        raise reject(f"{field} is a {_kind(value)}, expected text", field, value)
+    text = text.strip()
+    if not text:
+        return None
+    text = clean_text(text)
+    if len(text) > limit:
+        raise reject(
+            f"{field} is {len(text)} characters long, more than the {limit} allowed", field,
+            text,
+        )
+    return text
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, bool):
+        return "boolean"
+    return type(value).__name__
+
+
+def _url(field: str, value: Any) -> str | None:
+    text = _text(field, value, MAX_URL_LENGTH)
+    if text is None:
+        return None
+    if not text[:8].lower().startswith(("http://", "https://")):
+        raise reject(f"{field} {text[:80]!r} is not an http(s) URL", field, text)
+    return text
+
+
+def _price(field: str, value: Any, zero_decimal: bool) -> Decimal | None:
+    if value.__class__ is Decimal and value >= 0 and value < MAX_PRICE:
+        return value  # type: ignore[no-any-return]
+    if value is None or value == "":
+        return None
+    if isinstance(value, ParseFailure):
+        raise reject(f"{field} cannot be read: {value.reason}", field, value.value)
+    if isinstance(value, dict) and "#text" in value:
+        value = value["#text"]
+    if isinstance(value, dict | list):
+        raise reject(f"{field} is a {_kind(value)}, expected a number", field, value)
+    try:
+        amount = parse_price(value, zero_decimal=zero_decimal)
+    except ValueError as exc:
+        raise reject(f"{field} cannot be read: {exc}", field, value) from None
+    if amount < 0:
+        raise reject(f"{field} {amount} is negative", field, value)
+    if amount >= MAX_PRICE:
+        raise reject(f"{field} {amount} is too large (at most 16 digits before the point)",
+                     field, value)
+    return amount
+
+
+def _choice(field: str, value: Any, aliases: Mapping[str, str], default: str) -> str:
+    if value is None or value == "":
+        return default
+    if value.__class__ is str and value in aliases:
+        return aliases[value]
+    if field == "availability":
+        if isinstance(value, bool):
+            return "in_stock" if value else "out_of_stock"
+        if isinstance(value, int):
+            return "in_stock" if value > 0 else "out_of_stock"
+    if isinstance(value, dict) and "#text" in value:
+        value = value["#text"]
+    if not isinstance(value, str):
+        known = ", ".join(sorted(set(aliases.values())))
+        raise reject(f"{field} is a {_kind(value)}, expected one of {known}", field, value)
+    key = value.strip().lower().replace(" ", "_").replace("-", "_")
+    found = aliases.get(key)
+    if found is None:
+        raise reject(
+            f"{field} {value[:40]!r} is not known: expected one of "
+            f"{', '.join(sorted(set(aliases.values())))} (or map it with a value map)",
+            field, value,
+        )
+    return found
+
+
+def _date(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise reject(f"availability_date is a {_kind(value)}, expected an ISO 8601 date",
+                     "availability_date", value)
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise reject(f"availability_date {value[:40]!r} is not an ISO 8601 date",
+                     "availability_date", value) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _images(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        url = _url("additional_image_links", item)
+        if url is not None:
+            out.append(url)
+    # Storage keeps the platforms' maximum; the rest cannot be used by any channel.
+    return out[:MAX_ADDITIONAL_IMAGES]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # A float whose shortest repr is this number is written as that number, exactly.
+        as_float = float(value)
+        if Decimal(repr(as_float)) == value:
+            return as_float
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_encode = json.JSONEncoder(
+    ensure_ascii=False, default=_json_default, separators=(",", ":"), check_circular=False
+).encode
+
+
+def extra_json(extra: Mapping[str, Any]) -> str:
+    """The unmapped fields as JSON text for the jsonb column (no NUL: jsonb refuses it)."""
+    text = _encode(extra)
+    if "\\u0000" in text:
+        text = _JSON_NUL.sub(r"\1", text)
+    return text
+
+
+def normalise(
+    pos: int, fields: Mapping[str, Any], extra: Mapping[str, Any], *, currency: str
+) -> tuple[Any, ...]:
+    """The staging row: ``pos``, the PRODUCT_FIELDS, extra as JSON; or ``RejectedRecord``."""
+    get = fields.get
+    product_id = _text("product_id", get("product_id"), MAX_ID_LENGTH)
+    title = _text("title", get("title"), MAX_TEXT_LENGTH)
+    link = _url("link", get("link"))
+    raw_price = get("price")
+    missing = [
+        name for name, value in (
+            ("product_id", product_id), ("title", title), ("link", link), ("price", raw_price))
+        if value is None or value == ""
+    ]
+    if missing:
+        raise RejectedRecord(
+            f"missing required field{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+            field=missing[0],
+        )
+    code = get("currency")
+    if code is None or code == "":
+        code = currency
+    elif not isinstance(code, str) or code.strip().upper() not in CURRENCY_DECIMALS:
+        raise reject(f"currency {code!r} is not a known ISO 4217 code", "currency", code)
+    else:
+        code = code.strip().upper()
+    zero = CURRENCY_DECIMALS.get(code, 2) == 0
+    price = _price("price", raw_price, zero)
+    extra_text = extra_json(extra) if extra else "{}"
+    if len(extra_text) > MAX_EXTRA_CHARS:
+        raise RejectedRecord(
+            f"the unmapped fields take {len(extra_text)} characters, more than the "
+            f"{MAX_EXTRA_CHARS} allowed: map or drop the large ones",
+            excerpt=extra_text[:EXCERPT],
+        )
+    value = get("sale_price")
+    sale_price = None if value is None else _price("sale_price", value, zero)
+    value = get("shipping_cost")
+    shipping = None if value is None or value == "" else _shipping(value)
+    value = get("availability_date")
+    available_on = None if value is None else _date(value)
+    value = get("additional_image_links")
+    images = [] if value is None else _images(value)
+    return (
+        pos,
+        product_id,
+        title,
+        _text("description", value, MAX_TEXT_LENGTH)
+        if (value := get("description")) is not None else None,
+        link,
+        _url("mobile_link", value) if (value := get("mobile_link")) is not None else None,
+        _url("image_link", value) if (value := get("image_link")) is not None else None,
+        images,
+        price,
+        sale_price,
+        code,
+        _choice("availability", get("availability"), AVAILABILITY_ALIASES, "in_stock"),
+        available_on,
+        _choice("condition", get("condition"), CONDITION_ALIASES, "new"),
+        _text("brand", value, MAX_TEXT_LENGTH) if (value := get("brand")) is not None else None,
+        _text("gtin", value, MAX_ID_LENGTH) if (value := get("gtin")) is not None else None,
+        _text("mpn", value, MAX_ID_LENGTH) if (value := get("mpn")) is not None else None,
+        _text("item_group_id", value, MAX_ID_LENGTH)
+        if (value := get("item_group_id")) is not None else None,
+        _text("product_type", value, MAX_TEXT_LENGTH)
+        if (value := get("product_type")) is not None else None,
+        _text("google_product_category", value, MAX_TEXT_LENGTH)
+        if (value := get("google_product_category")) is not None else None,
+        _text("naver_category", value, MAX_TEXT_LENGTH)
+        if (value := get("naver_category")) is not None else None,
+        shipping,
+        extra_text,
+    )
+
+
+def _shipping(value: Any) -> Decimal:
+    if isinstance(value, ParseFailure):
+        raise reject(f"shipping_cost cannot be read: {value.reason}",
+                     "shipping_cost", value.value)
+    try:
+        if isinstance(value, str) and value.strip().startswith("-"):
+            return -parse_price(value.strip()[1:])
+        return parse_price(value)
+    except ValueError as exc:
+        raise reject(f"shipping_cost cannot be read: {exc}", "shipping_cost", value) from None
+
+
+ROW_COLUMNS = (*PRODUCT_FIELDS, "extra")
