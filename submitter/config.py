@@ -7,14 +7,13 @@ the CLI takes the same variables or their command-line options.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote
 
 from worker.common.errors import ConfigError, TransientError
+from worker.common.settings import database_url_from_secret
 
 
 @dataclass(frozen=True)
@@ -82,32 +81,6 @@ class SubmitterConfig:
             )
         assert self.job_queue is not None and self.job_definition is not None
         return self.job_queue, self.job_definition
-
-
-def database_url_from_secret(secret: str) -> str:
-    """A libpq URI from a Secrets Manager secret: a URI itself, or RDS's JSON shape."""
-    text = secret.strip()
-    if text.startswith(("postgresql://", "postgres://")):
-        return text
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise ConfigError(
-            "the database secret is neither a postgresql:// URI nor JSON with username, password, "
-            "host, port and dbname"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError("the database secret's JSON is not an object")
-    missing = [k for k in ("username", "password", "host") if not data.get(k)]
-    if missing:
-        raise ConfigError(f"the database secret lacks {', '.join(missing)}")
-    dbname = data.get("dbname") or data.get("database") or "postgres"
-    port = data.get("port") or 5432
-    return (
-        f"postgresql://{quote(str(data['username']), safe='')}"
-        f":{quote(str(data['password']), safe='')}"
-        f"@{data['host']}:{port}/{quote(str(dbname), safe='')}"
-    )
 
 
 def resolve_database_url(config: SubmitterConfig, *, secrets_client: Any = None) -> str:

@@ -17,9 +17,9 @@ import pytest
 import structlog
 
 from submitter import lambda_handler
-from submitter.config import database_url_from_secret
 from tests.submitter.conftest import BatchEnv, add_shops
 from worker.common.errors import ConfigError
+from worker.common.settings import database_url_from_secret
 
 SCHEDULED = {
     "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
@@ -156,7 +156,8 @@ def test_the_scheduled_time_is_read_in_utc() -> None:
 def test_secret_shapes() -> None:
     assert database_url_from_secret(" postgresql://u@h/db ") == "postgresql://u@h/db"
     url = database_url_from_secret(json.dumps({"username": "u", "password": "a/b@c", "host": "h"}))
-    assert url == "postgresql://u:a%2Fb%40c@h:5432/postgres"
+    assert psycopg.conninfo.conninfo_to_dict(url) == {
+        "user": "u", "password": "a/b@c", "host": "h", "port": "5432", "dbname": "postgres"}
     with pytest.raises(ConfigError, match="lacks password, host"):
         database_url_from_secret(json.dumps({"username": "u"}))
     with pytest.raises(ConfigError, match="neither a postgresql:// URI nor JSON"):

@@ -2,10 +2,11 @@
 
 import ipaddress
 
+import psycopg.conninfo
 import pytest
 
 from worker.common.errors import EXIT_DATAERR, ConfigError
-from worker.common.settings import Settings
+from worker.common.settings import Settings, database_url_from_secret
 
 
 def test_defaults_from_a_minimal_environment():
@@ -77,10 +78,19 @@ def test_the_password_is_not_echoed_in_errors():
 def test_an_rds_json_secret_in_database_url_becomes_a_uri():
     secret = '{"username": "cat", "password": "p@ss/w", "host": "db.x", "port": 5433, "dbname": "feeds"}'
     s = Settings.from_env({"DATABASE_URL": secret})
-    assert s.database_url == "postgresql://cat:p%40ss%2Fw@db.x:5433/feeds"
-    with pytest.raises(ConfigError, match="RDS secret"):
+    assert s.database_url is not None
+    assert psycopg.conninfo.conninfo_to_dict(s.database_url) == {
+        "user": "cat", "password": "p@ss/w", "host": "db.x", "port": "5433", "dbname": "feeds"}
+    with pytest.raises(ConfigError, match="not a usable RDS secret: the database secret lacks"):
         Settings.from_env({"DATABASE_URL": '{"user": "x"}'})
-    assert "p%40ss" not in repr(s)  # the URL (and its password) stays out of the repr
+    assert "p@ss" not in repr(s)  # the connection string (and its password) stays out of the repr
+
+
+def test_a_secret_whose_host_is_a_socket_folder_still_connects_somewhere_sane():
+    url = database_url_from_secret(
+        '{"username": "u", "password": "x y", "host": "/tmp/pg sock", "port": 5432}')
+    assert psycopg.conninfo.conninfo_to_dict(url)["host"] == "/tmp/pg sock"
+    assert psycopg.conninfo.conninfo_to_dict(url)["password"] == "x y"
 
 
 def test_settings_are_frozen():

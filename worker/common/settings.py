@@ -74,7 +74,11 @@ class Settings:
         database_url = get("DATABASE_URL")
         if database_url is not None and database_url.startswith("{"):
             # A Secrets Manager secret injected whole by the job definition: RDS's JSON shape.
-            database_url = _uri_from_rds_secret(database_url, problems)
+            try:
+                database_url = database_url_from_secret(database_url)
+            except ConfigError as exc:
+                problems.append(f"DATABASE_URL holds JSON that is not a usable RDS secret: {exc}")
+                database_url = None
         if database_url is None and get("DATABASE_SECRET_ARN") is None and require_database:
             problems.append(
                 "DATABASE_URL is not set: give a libpq URI such as postgresql://user@host:5432/db"
@@ -169,24 +173,40 @@ class Settings:
         )
 
 
-def _uri_from_rds_secret(text: str, problems: list[str]) -> str | None:
-    import json
-    from urllib.parse import quote
+def database_url_from_secret(secret: str) -> str:
+    """A libpq connection string from a Secrets Manager secret: a URI itself, or RDS's JSON shape.
 
+    The one place both the workers (whose job definition injects the secret whole as DATABASE_URL)
+    and the submitter Lambda (which reads it by ARN) turn a secret into a connection string.
+    """
+    import json
+
+    import psycopg.conninfo
+
+    text = secret.strip()
+    if text.startswith(("postgresql://", "postgres://")):
+        return text
     try:
-        secret = json.loads(text)
-        user, host = secret["username"], secret["host"]
-    except (ValueError, KeyError, TypeError):
-        problems.append(
-            "DATABASE_URL looks like JSON but is not an RDS secret with username, password, host, "
-            "port and dbname: store a libpq URI or RDS's secret shape"
-        )
-        return None
-    password = secret.get("password")
-    auth = quote(str(user), safe="") + (":" + quote(str(password), safe="") if password else "")
-    port = secret.get("port", 5432)
-    dbname = quote(str(secret.get("dbname") or secret.get("dbName") or "postgres"), safe="")
-    return f"postgresql://{auth}@{host}:{port}/{dbname}"
+        data = json.loads(text)
+    except ValueError:
+        raise ConfigError(
+            "the database secret is neither a postgresql:// URI nor JSON with username, password, "
+            "host, port and dbname"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError("the database secret's JSON is not an object")
+    missing = [k for k in ("username", "password", "host") if not data.get(k)]
+    if missing:
+        raise ConfigError(f"the database secret lacks {', '.join(missing)}")
+    # make_conninfo quotes every value, so a password with any character, or a host that is a
+    # socket folder, survives (neither fits a URI's authority as written).
+    return psycopg.conninfo.make_conninfo(
+        user=str(data["username"]),
+        password=str(data["password"]),
+        host=str(data["host"]),
+        port=str(data.get("port") or 5432),
+        dbname=str(data.get("dbname") or data.get("database") or data.get("dbName") or "postgres"),
+    )
 
 
 def _stdout_is_tty() -> bool:
