@@ -88,6 +88,7 @@ def resolve(value: Any, outputs: dict[str, str]) -> str:
 
 STAND_INS = {
     "Bucket": "catalog-batch-bucket-1a2b3c",
+    "Bucket.RegionalDomainName": "catalog-batch-bucket-1a2b3c.s3.ap-northeast-2.amazonaws.com",
     "AWS::Region": "ap-northeast-2",
     "DatabaseSecretArn": "arn:aws:secretsmanager:ap-northeast-2:123456789012:secret:db-AbCdEf",
     "JobQueue": "arn:aws:batch:ap-northeast-2:123456789012:job-queue/catalog-batch-nightly",
@@ -226,6 +227,10 @@ def test_job_definition_gives_the_worker_every_variable_it_requires(
     assert settings.output_url == f"s3://{STAND_INS['Bucket']}"
     assert settings.log_format == "json"
     assert settings.array_index == 3 and settings.run_id == "2026-11-29-nightly"
+    # processed images are linked over https at the same address the platforms read feeds from
+    assert settings.public_base_url == f"https://{STAND_INS['Bucket.RegionalDomainName']}"
+    feeds_base = sub_text(template["Outputs"]["FeedsBaseUrl"]["Value"])
+    assert feeds_base == "https://${Bucket.RegionalDomainName}/feeds/"
     # The database URL comes from Secrets Manager, never from the plain environment.
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         Settings.from_env(job_environment(template, with_secrets=False))
