@@ -32,21 +32,32 @@ from psycopg import sql  # noqa: E402
 SHOP = "bench"
 CHANNELS = ("google", "google_tsv", "meta", "naver", "naver_summary")
 # (label, kind): what each child process measures.
+# kind: channel:NAME:GZIP[:METHOD], METHOD "lines" (the default: PostgreSQL builds the lines) or
+# "cursor" (the Python path, every row through Channel.row: the "before").
 MEASUREMENTS = [
     ("COPY TO STDOUT, raw", "copy_raw"),
     ("COPY TO STDOUT + gzip-1 (the limit)", "copy_gzip1"),
-    ("stream: COPY rows → FeedProduct", "stream:copy"),
-    ("stream: server-side cursor → FeedProduct", "stream:cursor"),
-    ("google (XML), no gzip", "channel:google:none"),
+    ("before: google (XML), gzip-1, Python path", "channel:google:1:cursor"),
+    ("before: meta (CSV), gzip-1, Python path", "channel:meta:1:cursor"),
+    ("before: naver (TSV), plain, Python path", "channel:naver:none:cursor"),
     ("google (XML), gzip-1 thread", "channel:google:1"),
     ("google (XML), gzip-6 thread", "channel:google:6"),
     ("google_tsv, gzip-1 thread", "channel:google_tsv:1"),
     ("meta (CSV), gzip-1 thread", "channel:meta:1"),
-    ("meta (CSV), gzip-6 thread", "channel:meta:6"),
     ("naver (TSV), plain", "channel:naver:none"),
     ("naver_summary (all rows new)", "channel:naver_summary:none"),
-    ("all five channels, one pass", "all"),
+    ("before: all five channels, one pass, Python path", "all:cursor"),
+    ("all five channels (one COPY each, one snapshot)", "all"),
 ]
+
+
+def backend_cpu(conn: psycopg.Connection) -> float:
+    """The CPU seconds the connection's PostgreSQL backend has used (a local server: /proc)."""
+    try:
+        fields = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(url: str, kind: str) -> dict[str, Any]:
@@ -57,8 +68,10 @@ def measure(url: str, kind: str) -> dict[str, Any]:
     from worker.feed.task import build_feeds
 
     rows = out_bytes = 0
+    python_rows = 0
     wall, cpu = time.perf_counter(), time.process_time()
     with psycopg.connect(url) as conn, tempfile.TemporaryDirectory() as tmp:
+        pg_cpu = backend_cpu(conn)
         query = feed_query(SHOP)
         if kind in ("copy_raw", "copy_gzip1"):
             compress = zlib.compressobj(1, zlib.DEFLATED, 31) if kind == "copy_gzip1" else None
@@ -79,23 +92,31 @@ def measure(url: str, kind: str) -> dict[str, Any]:
         else:
             names: tuple[str, ...]
             level: int | None
-            if kind == "all":
+            method = "lines"
+            if kind.startswith("all"):
                 names, level = CHANNELS, 1
+                method = kind.partition(":")[2] or method
             else:
-                _, name, level_text = kind.split(":")
+                _, name, level_text, *rest = kind.split(":")
                 names, level = (name,), None if level_text == "none" else int(level_text)
+                method = rest[0] if rest else method
             channels = [get_channel(n) for n in names]
             built = build_feeds(
-                conn, SHOP, channels, Path(tmp), rejects=ListRejects(), gzip_level=level
+                conn, SHOP, channels, Path(tmp), rejects=ListRejects(), gzip_level=level,
+                method=method,  # type: ignore[arg-type]
             )
             rows = built.rows_in
             out_bytes = sum(f.bytes for f in built.feeds)
+            python_rows = sum(f.python_rows for f in built.feeds)
             conn.rollback()
+        pg_cpu = backend_cpu(conn) - pg_cpu
     return {
         "rows": rows,
         "bytes": out_bytes,
         "wall_s": time.perf_counter() - wall,
         "cpu_s": time.process_time() - cpu,
+        "pg_cpu_s": pg_cpu,
+        "python_rows": python_rows,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -137,8 +158,8 @@ def table(results: list[dict[str, Any]]) -> str:
     """Wall-clock rates and ratios, and the same by this process's CPU time (stable under load)."""
     lines = [
         "| rows | what | rows/s (wall) | × limit (wall) | MB/s out (wall) | CPU µs/row "
-        "| × limit (CPU) | peak RSS MB |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| × limit (CPU) | PostgreSQL CPU µs/row | rows to Python | peak RSS MB |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for size in sorted({r["size"] for r in results}):
         group = [r for r in results if r["size"] == size]
@@ -151,7 +172,9 @@ def table(results: list[dict[str, Any]]) -> str:
             cpu = r["cpu_s"] / r["rows"]
             lines.append(
                 f"| {size:,} | {r['label']} | {rate:,.0f} | {rate / limit_rate:.2f} | "
-                f"{mbs:.1f} | {cpu * 1e6:.1f} | {limit_cpu / cpu:.2f} | {r['peak_rss_mb']:.0f} |"
+                f"{mbs:.1f} | {cpu * 1e6:.1f} | {limit_cpu / cpu:.2f} | "
+                f"{r.get('pg_cpu_s', float('nan')) / r['rows'] * 1e6:.1f} | "
+                f"{r.get('python_rows', 0):,} | {r['peak_rss_mb']:.0f} |"
             )
     return "\n".join(lines)
 

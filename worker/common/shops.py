@@ -39,6 +39,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "image_square": False,  # pad processed images to a white square canvas
     "apparel": False,  # Google's apparel minimum image size (250 × 250) applies
     "image_max_edge": 1600,  # processed images fit within this edge
+    # feed lines built by PostgreSQL (less worker CPU, much more database CPU: see docs/feed.md)
+    "feed_database_lines": False,
 }
 _SHARE_OPTIONS = ("max_reject_share", "max_shrink_share", "max_feed_drop_share")
 
@@ -125,7 +127,7 @@ def parse_shop(raw: Mapping[str, Any], where: str) -> Shop:
             not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1
         ):
             problems.append(f"options.{key}={value!r} must be a share between 0 and 1")
-        elif key in ("image_square", "apparel") and not isinstance(value, bool):
+        elif key in ("image_square", "apparel", "feed_database_lines") and not isinstance(value, bool):
             problems.append(f"options.{key}={value!r} must be true or false")
         elif key == "image_max_edge" and (
             not isinstance(value, int) or isinstance(value, bool) or not 100 <= value <= 8000

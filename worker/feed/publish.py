@@ -52,6 +52,8 @@ class FeedFile:
             zlib.compressobj(gzip_level, zlib.DEFLATED, 31) if gzip_level is not None else None
         )
         self._parts: list[str] = []
+        # What a writer of bytes batches before write_bytes (a chunk of the queue).
+        self.chunk_size = _CHUNK_CHARS
         self._size = 0
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_CHUNKS)
         self._error: BaseException | None = None
@@ -64,6 +66,12 @@ class FeedFile:
         self._size += len(text)
         if self._size >= _CHUNK_CHARS:
             self._hand_over()
+
+    def write_bytes(self, data: bytes) -> None:
+        """Hand UTF-8 bytes (a batch of whole lines) to the writer thread, after any text."""
+        self._hand_over()
+        if data:
+            self._put(data)
 
     def close(self) -> None:
         """Finish the file; raise if the writer thread failed."""
@@ -135,6 +143,7 @@ class BuiltFeed:
     rejected: Counter[str] = field(default_factory=Counter)
     bytes: int = 0
     sha256: str = ""
+    python_rows: int = 0  # rows the database handed back to Python (method "lines")
 
     @property
     def key(self) -> str:

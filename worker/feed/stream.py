@@ -1,11 +1,12 @@
-"""The one pass over a shop's products: a query the database formats, streamed as FeedProduct rows.
+"""The query behind every feed (the database formats prices, dates, lists) and the Python row stream.
 
 PostgreSQL does what it does well, in its own process (another core, or RDS): prices rounded to the
 currency's decimals, dates in ISO 8601, image lists joined, the summary EP's change class, whether a
-group id collides with a product id. Python applies the channels' rules to the text it receives.
-Rows stream through a server-side cursor (default: fetched 2000 at a time) or ``COPY (SELECT …) TO
-STDOUT``; both were measured (bench/results-feed.md): psycopg hands COPY data over one row per call,
-which costs more per row in this process than the cursor's batches.
+group id collides with a product id. ``feed_query`` is also the base of the lines PostgreSQL
+builds (worker/feed/lines.py, the default path). On the Python path, rows stream through a
+server-side cursor (fetched 2000 at a time) or ``COPY (SELECT …) TO STDOUT`` as FeedProduct rows;
+both were measured (bench/results-feed.md, earlier runs): psycopg hands COPY data over one row per
+call, which costs more per row in this process than the cursor's batches.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ _COLUMNS = """
     {update_time}
 """
 
+_ARRAYS = """,
+    p.additional_image_urls,
+    p.additional_image_links
+"""
+
 _GROUP_IS_ID = """
     CASE WHEN p.item_group_id IS NOT NULL AND EXISTS (
         SELECT 1 FROM products q
@@ -81,27 +87,41 @@ def feed_query(
     check_groups: bool = False,
     summary: bool = False,
     since: datetime | None = None,
+    arrays: bool = False,
 ) -> sql.Composed:
-    """The SELECT behind the stream: live products, plus gone ones after ``since`` for a summary."""
+    """The SELECT behind the stream: live products, plus gone ones after ``since`` for a summary.
+
+    ``arrays`` appends the two image arrays themselves (for the lines PostgreSQL builds).
+    """
     since_sql = sql.SQL("{}::timestamptz").format(sql.Literal(since))
-    columns = sql.SQL(_COLUMNS).format(
+    columns = sql.SQL(_COLUMNS + _ARRAYS if arrays else _COLUMNS).format(
         sep=sql.Literal(LIST_SEP),
         group_is_id=sql.SQL(_GROUP_IS_ID if check_groups else "NULL::text"),
         change=sql.SQL(_CHANGE).format(since=since_sql) if summary else sql.SQL("NULL::text"),
         update_time=sql.SQL(_UPDATE_TIME if summary else "NULL::text"),
     )
-    where: sql.Composable
-    if summary:
-        where = sql.SQL("(p.gone_at IS NULL OR p.gone_at > {since})").format(since=since_sql)
-    else:
-        where = sql.SQL("p.gone_at IS NULL")
     return sql.SQL(
         "SELECT {columns} FROM products p"
         " CROSS JOIN LATERAL (SELECT coalesce(({decimals}::jsonb ->> p.currency::text)::int, 2)"
         " AS n) d"
         " WHERE p.shop_id = {shop} AND {where} ORDER BY p.product_id"
     ).format(
-        columns=columns, decimals=sql.Literal(_DECIMALS), shop=sql.Literal(shop_id), where=where
+        columns=columns, decimals=sql.Literal(_DECIMALS), shop=sql.Literal(shop_id),
+        where=_where(summary, since_sql),
+    )
+
+
+def _where(summary: bool, since_sql: sql.Composable) -> sql.Composable:
+    if summary:
+        return sql.SQL("(p.gone_at IS NULL OR p.gone_at > {since})").format(since=since_sql)
+    return sql.SQL("p.gone_at IS NULL")
+
+
+def count_query(shop_id: str, *, summary: bool = False, since: datetime | None = None) -> sql.Composed:
+    """How many rows ``feed_query`` with the same arguments yields."""
+    return sql.SQL("SELECT count(*) FROM products p WHERE p.shop_id = {shop} AND {where}").format(
+        shop=sql.Literal(shop_id),
+        where=_where(summary, sql.SQL("{}::timestamptz").format(sql.Literal(since))),
     )
 
 

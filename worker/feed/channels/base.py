@@ -13,10 +13,13 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from worker.common.errors import RejectedRecord
 from worker.common.product import CURRENCY_DECIMALS
+
+if TYPE_CHECKING:
+    from worker.feed.lines import LineSQL
 
 # Separator of the image lists in FeedProduct: a control character, so never part of a valid URL.
 LIST_SEP = "\x1f"
@@ -86,6 +89,13 @@ class Channel(ABC):
 
     def footer(self) -> str:
         return ""
+
+    def line_sql(self) -> LineSQL | None:
+        """The channel's line built by PostgreSQL (worker/feed/lines.py), None to build all in Python.
+
+        It must give exactly ``row``'s text for every row it does not hand back to Python.
+        """
+        return None
 
     def image(self, p: FeedProduct) -> str | None:
         """The processed image when it suits this channel and has a public address, else the shop's.

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from worker.common.errors import RejectedRecord
+from worker.feed import lines
 from worker.feed.channels.base import (
     Channel,
     FeedProduct,
@@ -26,6 +27,7 @@ from worker.feed.channels.base import (
     trim_at_word,
     xml_escape,
 )
+from worker.feed.lines import LineSQL
 
 NAMESPACE = "http://base.google.com/ns/1.0"
 AVAILABILITY = {
@@ -119,6 +121,44 @@ def google_fields(ch: Channel, p: FeedProduct) -> GoogleValues:
     )
 
 
+def google_sql_values(channel: str) -> dict[str, str]:
+    """google.google_fields in SQL: each attribute's plain text, '' when absent, NULL when Python's."""
+    availability = ("CASE WHEN c.availability = 'discontinued' THEN 'out_of_stock'"
+                    " ELSE c.availability END")
+    brand = lines.optional_within("c.brand_c", 70)
+    mpn = "CASE WHEN char_length(coalesce(c.mpn_c, '')) > 70 THEN '' ELSE coalesce(c.mpn_c, '') END"
+    return {
+        "id": lines.product_id(50),
+        "title": lines.within("c.title_c", 150),
+        "description": lines.within("c.description_c", 5000),
+        "link": lines.url("c.link"),
+        "mobile_link": lines.optional_url("c.mobile_link"),
+        "image_link": lines.url(f"({lines.image(channel)})"),
+        "additional_image_link": f"({lines.extra_images(channel)})",
+        "availability": availability,
+        "availability_date": (
+            "CASE WHEN c.availability NOT IN ('preorder', 'backorder') THEN ''"
+            " WHEN c.availability_date <> '' THEN c.availability_date END"
+        ),
+        "price": f"({lines.positive_price()}) || ' ' || c.currency",
+        "sale_price": lines.sale_price(),
+        "condition": "c.condition",
+        "brand": brand,
+        "gtin": lines.gtin("c.gtin_c"),
+        "mpn": mpn,
+        "identifier_exists": (
+            f"CASE WHEN ({lines.gtin('c.gtin_c')}) <> '' OR (({brand}) <> '' AND ({mpn}) <> '')"
+            " THEN '' ELSE 'no' END"
+        ),
+        "item_group_id": (
+            "CASE WHEN char_length(coalesce(c.item_group_id_c, '')) <= 50"
+            " THEN coalesce(c.item_group_id_c, '') END"
+        ),
+        "product_type": lines.optional_within("c.product_type_c", 750),
+        "google_product_category": "coalesce(c.google_product_category_c, '')",
+    }
+
+
 class GoogleChannel(Channel):
     name = "google"
     extension = "xml"
@@ -173,6 +213,32 @@ class GoogleChannel(Channel):
 
     def footer(self) -> str:
         return "</channel>\n</rss>\n"
+
+    def line_sql(self) -> LineSQL:
+        values, v = lines.as_values(google_sql_values(self.name), "g_")
+        extra = v["additional_image_link"]
+        # Every value is escaped: those Python leaves as they are (prices, dates, enumerations,
+        # GTIN digits) hold no "&", "<" or ">".
+        lt, gt = lines.LT, lines.GT
+        item = "g:additional_image_link"
+        opening, closing = lines.lit(f"{lt}{item}{gt}"), lines.lit(f"{lt}/{item}{gt}")
+        between = lines.lit(f"{lt}/{item}{gt}{lt}{item}{gt}")
+        extra_xml = (
+            f"CASE WHEN {extra} = '' THEN '' ELSE {opening} || replace({extra}, chr(31), {between})"
+            f" || {closing} END"
+        )
+        parts = [
+            lines.lit(lines.LT + "item" + lines.GT), lines.tag("g:id", v["id"]),
+            lines.tag("title", v["title"]), lines.tag("description", v["description"]),
+            lines.tag("link", v["link"]), lines.tag("g:mobile_link", v["mobile_link"]),
+            lines.tag("g:image_link", v["image_link"]), extra_xml,
+        ]
+        for name in ("availability", "availability_date", "price", "sale_price", "condition",
+                     "brand", "gtin", "mpn", "identifier_exists", "item_group_id",
+                     "product_type", "google_product_category"):
+            parts.append(lines.tag(f"g:{name}", v[name]))
+        parts.append(lines.lit(lines.LT + "/item" + lines.GT))
+        return LineSQL(lines.xml_line(lines.joined(parts, "")), values=values)
 
 
 CHANNEL = GoogleChannel

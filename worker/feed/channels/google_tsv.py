@@ -8,8 +8,10 @@ encoded as %2C (answer/6324350), so the separator stays unambiguous.
 
 from __future__ import annotations
 
+from worker.feed import lines
 from worker.feed.channels.base import Channel, FeedProduct
-from worker.feed.channels.google import FIELDS, google_fields
+from worker.feed.channels.google import FIELDS, google_fields, google_sql_values
+from worker.feed.lines import LineSQL
 
 
 class GoogleTsvChannel(Channel):
@@ -23,6 +25,11 @@ class GoogleTsvChannel(Channel):
     def row(self, p: FeedProduct) -> str:
         values = google_fields(self, p)
         return "\t".join(v if isinstance(v, str) else ",".join(v) for v in values) + "\n"
+
+    def line_sql(self) -> LineSQL:
+        values, v = lines.as_values(google_sql_values(self.name), "g_")
+        v["additional_image_link"] = f"replace({v['additional_image_link']}, chr(31), ',')"
+        return LineSQL(lines.joined([v[name] for name in FIELDS], "\t"), values=values)
 
 
 CHANNEL = GoogleTsvChannel

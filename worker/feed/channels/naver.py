@@ -13,6 +13,7 @@ fetches plain text: no gzip.
 from __future__ import annotations
 
 from worker.common.errors import RejectedRecord
+from worker.feed import lines
 from worker.feed.channels.base import (
     Channel,
     FeedProduct,
@@ -24,6 +25,7 @@ from worker.feed.channels.base import (
     trim_at_word,
 )
 from worker.feed.channels.google import clean_gtin
+from worker.feed.lines import LineSQL
 
 FIELDS = (
     "id", "title", "price_pc", "price_mobile", "normal_price", "link", "mobile_link",
@@ -104,6 +106,58 @@ def naver_values(ch: Channel, p: FeedProduct) -> list[str]:
     return values
 
 
+def naver_sql_values(channel: str) -> list[str]:
+    """``naver_values`` in SQL (see worker/feed/lines.py): NULL where the row is Python's."""
+    values = ["''"] * len(FIELDS)
+    values[ID] = lines.product_id(50)
+    values[TITLE] = lines.within("c.title_c", 100)
+    # Another currency than KRW, a zero price, no or a wild shipping: Python rejects the row.
+    price = f"CASE WHEN c.currency = 'KRW' THEN {lines.positive_price()} END"
+    lower = ("c.sale_price <> '' AND c.sale_price::numeric > 0"
+             " AND c.sale_price::numeric < c.price::numeric")
+    values[PRICE_PC] = f"CASE WHEN {lower} THEN c.sale_price || left({price}, 0) ELSE {price} END"
+    values[NORMAL_PRICE] = f"CASE WHEN {lower} THEN c.price ELSE '' END"
+    values[SHIPPING] = (
+        "CASE WHEN c.shipping_cost <> '' AND c.shipping_cost::numeric BETWEEN -1 AND 1000000"
+        " THEN c.shipping_cost END"
+    )
+    for i in range(4):
+        values[CATEGORY1 + i] = f"coalesce(c.categories[{i + 1}], '')"
+    values[CATEGORY1] = "c.categories[1]"
+    values[LINK] = lines.url("c.link")
+    values[MOBILE_LINK] = lines.optional_url("c.mobile_link")
+    values[IMAGE_LINK] = lines.url(f"({lines.image(channel)})")
+    # "|" separates the list: an URL holding one is encoded, as the comma is.
+    values[ADD_IMAGE_LINK] = (
+        f"replace(replace({lines.extra_images(channel)}, '|', '%7C'),"
+        " chr(31), '|')"
+    )
+    values[NAVER_CATEGORY] = "coalesce(c.naver_category_c, '')"
+    values[CONDITION_AT] = "CASE c.condition " + " ".join(
+        f"WHEN {lines.lit(k)} THEN {lines.lit(v)}" for k, v in CONDITION.items()
+    ) + " END"
+    values[BARCODE] = lines.gtin("c.gtin_c")
+    values[MODEL_NUMBER] = lines.optional_within("c.mpn_c", 60)
+    values[BRAND] = lines.optional_within("c.brand_c", 60)
+    return values
+
+
+def naver_sql_columns(channel: str) -> tuple[tuple[str, ...], list[str]]:
+    """``naver_sql_values`` as LineSQL.values, and the line's 49 references to them."""
+    exprs = naver_sql_values(channel)
+    named = {str(i): e for i, e in enumerate(exprs) if e != "''"}
+    values, refs = lines.as_values(named, "n_")
+    return values, [refs.get(str(i), "''") for i in range(len(exprs))]
+
+
+# product_type's categories as naver_values splits them: on ">", trimmed, empty ones dropped.
+CATEGORIES_SQL = (
+    "(SELECT array_agg(btrim(s, ' ') ORDER BY o) FROM unnest(string_to_array("
+    + lines.clean("m.product_type")
+    + ", '>')) WITH ORDINALITY AS a(s, o) WHERE btrim(s, ' ') <> '') AS categories"
+)
+
+
 class NaverChannel(Channel):
     name = "naver"
     extension = "tsv"
@@ -117,6 +171,15 @@ class NaverChannel(Channel):
         if p.availability in SOLD_OUT:
             return None
         return "\t".join(naver_values(self, p)) + "\n"
+
+    def line_sql(self) -> LineSQL:
+        values, v = naver_sql_columns(self.name)
+        return LineSQL(
+            lines.joined(v, "\t"),
+            excluded="v.availability IN ('out_of_stock', 'discontinued')",
+            middle=(CATEGORIES_SQL,),
+            values=values,
+        )
 
 
 CHANNEL = NaverChannel
