@@ -12,6 +12,7 @@ import pytest
 from psycopg import sql
 
 from tests import fixtures_db
+from tests.fixtures_aws import fake_aws_credentials, moto_endpoint  # noqa: F401 -- shared fixtures
 from worker.common.db import migrate
 
 _counter = itertools.count()

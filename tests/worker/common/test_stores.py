@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError
-from moto.server import ThreadedMotoServer
 
 from worker.common.errors import ConfigError, FatalError, TransientError, exit_code_for
 from worker.common.stores import Store, check_key, open_store
@@ -170,17 +168,6 @@ def test_readers_never_see_a_half_written_file(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # S3Store against moto's server over HTTP
 # ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def s3_client(endpoint: str, **config: object) -> object:

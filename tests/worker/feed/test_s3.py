@@ -5,13 +5,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import psycopg
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tests.fixtures_shops import make_shop
 from tests.worker.feed.catalog import insert_products, product
@@ -20,23 +18,8 @@ from worker.common.settings import Settings
 from worker.router import run_task
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    # boto3 reads its credentials from the environment: fake ones, for moto only.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def s3(moto_endpoint: str, fake_aws_credentials: None) -> Any:
     client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     client.create_bucket(Bucket="feeds")
     yield client

@@ -362,50 +362,40 @@ def test_through_the_router(settings_env: dict[str, str], conn: Any, image_host:
 
 
 def test_images_go_to_s3_when_output_url_is_a_bucket(
-    harness: Harness, image_host: ImageHost, monkeypatch: pytest.MonkeyPatch
+    harness: Harness, image_host: ImageHost, moto_endpoint: str, fake_aws_credentials: None
 ) -> None:
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from worker.common.settings import Settings
 
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        s3.create_bucket(Bucket="catalog-out")
-        h = harness
-        h.settings = Settings.from_env({
-            "DATABASE_URL": h.settings.database_url or "", "OUTPUT_URL": "s3://catalog-out/nightly",
-            "AWS_ENDPOINT_URL": endpoint, "FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
-        })
-        image_host.files["/a.png"] = s.palette_png_with_transparency((800, 600))
-        add_product(h.conn, h.shop, "1", image_host.url("/a.png"))
-        first = task.run(h.context(), config=fast(h))
-        url = product_row(h, "1")["image_url"]
-        assert url.startswith(f"s3://catalog-out/nightly/images/{h.shop.id}/") and url.endswith(".jpg")
-        key = url.removeprefix("s3://catalog-out/")
-        head = s3.head_object(Bucket="catalog-out", Key=key)
-        assert head["ContentType"] == "image/jpeg"
-        assert first.bytes == head["ContentLength"]
-        im = Image.open(io.BytesIO(s3.get_object(Bucket="catalog-out", Key=key)["Body"].read()))
-        assert s.close(im.getpixel((100, 300)), (255, 255, 255), 3)
-        assert s.close(im.getpixel((700, 300)), s.BLUE, 10)
-        # A second URL giving the same picture is stored once.
-        image_host.files["/copy.png"] = image_host.files["/a.png"]
-        add_product(h.conn, h.shop, "2", image_host.url("/copy.png"))
-        second = task.run(h.context(), config=fast(h))
-        assert second.counts["stored_existing"] == 1 and second.bytes == 0
-        assert product_row(h, "2")["image_url"] == url
-        listed = s3.list_objects_v2(Bucket="catalog-out", Prefix="nightly/images/")
-        assert [o["Key"] for o in listed["Contents"]] == [key]
-    finally:
-        server.stop()
+    endpoint = moto_endpoint
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    s3.create_bucket(Bucket="catalog-out")
+    h = harness
+    h.settings = Settings.from_env({
+        "DATABASE_URL": h.settings.database_url or "", "OUTPUT_URL": "s3://catalog-out/nightly",
+        "AWS_ENDPOINT_URL": endpoint, "FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
+    })
+    image_host.files["/a.png"] = s.palette_png_with_transparency((800, 600))
+    add_product(h.conn, h.shop, "1", image_host.url("/a.png"))
+    first = task.run(h.context(), config=fast(h))
+    url = product_row(h, "1")["image_url"]
+    assert url.startswith(f"s3://catalog-out/nightly/images/{h.shop.id}/") and url.endswith(".jpg")
+    key = url.removeprefix("s3://catalog-out/")
+    head = s3.head_object(Bucket="catalog-out", Key=key)
+    assert head["ContentType"] == "image/jpeg"
+    assert first.bytes == head["ContentLength"]
+    im = Image.open(io.BytesIO(s3.get_object(Bucket="catalog-out", Key=key)["Body"].read()))
+    assert s.close(im.getpixel((100, 300)), (255, 255, 255), 3)
+    assert s.close(im.getpixel((700, 300)), s.BLUE, 10)
+    # A second URL giving the same picture is stored once.
+    image_host.files["/copy.png"] = image_host.files["/a.png"]
+    add_product(h.conn, h.shop, "2", image_host.url("/copy.png"))
+    second = task.run(h.context(), config=fast(h))
+    assert second.counts["stored_existing"] == 1 and second.bytes == 0
+    assert product_row(h, "2")["image_url"] == url
+    listed = s3.list_objects_v2(Bucket="catalog-out", Prefix="nightly/images/")
+    assert [o["Key"] for o in listed["Contents"]] == [key]
 
 
 def test_a_transient_failure_keeps_the_image_and_a_definite_one_clears_it(
