@@ -85,6 +85,34 @@ def test_json_malformed_file_fails_naming_the_position(document: bytes, words: l
         assert word in message
 
 
+class _ReadSizes:
+    """A stream that records the size of every read collect makes."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+        self.sizes: list[int] = []
+
+    def peek(self, n: int) -> bytes:
+        return self._data.getvalue()[self._data.tell() : self._data.tell() + n]
+
+    def read(self, n: int = -1) -> bytes:
+        self.sizes.append(n)
+        return self._data.read(n)
+
+
+def test_json_reads_small_while_items_flow_and_grow_for_a_long_value() -> None:
+    items = b",".join(b'{"id": "%d", "pad": "%s"}' % (i, b"x" * 500) for i in range(2000))
+    long_value = b'{"id": "long", "desc": "' + b"y" * (12 << 20) + b'"}'
+    data = b"[" + items + b"," + long_value + b"," + items + b"]"
+    stream = _ReadSizes(data)
+    records = list(json_format.records(stream, {}, "shop s, source test"))  # type: ignore[arg-type]
+    assert len(records) == 4001 and records[2000][1]["desc"] == "y" * (12 << 20)
+    sizes = [s for s in stream.sizes if s]
+    assert max(sizes) == json_format.BUF_SIZE  # the long value: reads doubled up to the cap
+    assert sizes[0] == json_format.READ_SIZE and sizes[-1] <= 2 * json_format.READ_SIZE
+    assert sorted(sizes).count(json_format.READ_SIZE) > len(sizes) // 2
+
+
 # ---- JSON Lines ----------------------------------------------------------------------------
 
 

@@ -20,8 +20,12 @@ backend = ijson.get_backend("yajl2_c")
 POSITION = "item"
 OPTIONS = ("item_path",)
 # yajl rescans a token that spans two reads from its start, so one huge value costs
-# size² / BUF_SIZE: 4 MiB keeps a 10 MB field to seconds (256 KiB took a minute).
+# size² / read size: reads of up to 4 MiB keep a 10 MB field to seconds (256 KiB took a minute).
+# But reading 4 MiB at once builds thousands of items before the first is used, which made the
+# parse alone half as slow again as 64 KiB reads do (items are processed while still in cache).
+# So reads start small and double, up to BUF_SIZE, while no item completes (a long value).
 BUF_SIZE = 4 << 20
+READ_SIZE = 64 << 10
 
 
 def option_problems(options: Mapping[str, Any]) -> list[str]:
@@ -36,14 +40,29 @@ def option_problems(options: Mapping[str, Any]) -> list[str]:
 
 
 class _Counted:
-    """The stream as ijson reads it, counting bytes so that an error can say where it is."""
+    """The stream as ijson reads it: counts bytes (for errors) and sizes reads (see READ_SIZE).
+
+    ijson asks for BUF_SIZE each time; a short read is a valid answer. ``items`` is the number
+    of items the caller has taken so far: no new one since the last read means a value is
+    still open, and the next read is twice as large.
+    """
 
     def __init__(self, stream: io.BufferedReader) -> None:
         self._stream = stream
         self.count = 0
+        self.items = 0
+        self._items_before = -1
+        self._size = READ_SIZE
 
     def read(self, n: int = -1) -> bytes:
-        data = self._stream.read(n)
+        if n == 0:
+            return self._stream.read(0)  # ijson's probe: bytes or text?
+        if self.items == self._items_before:
+            self._size = min(self._size * 2, BUF_SIZE)
+        else:
+            self._size = READ_SIZE
+        self._items_before = self.items
+        data = self._stream.read(self._size if n < 0 else min(n, self._size))
         self.count += len(data)
         return data
 
@@ -61,6 +80,7 @@ def records(
     try:
         for item in backend.items(counted, path, use_float=False, buf_size=BUF_SIZE):
             n += 1
+            counted.items = n
             if isinstance(item, dict):
                 yield n, item
             else:
