@@ -11,7 +11,6 @@ import boto3
 import psycopg
 import pytest
 import structlog
-from moto.server import ThreadedMotoServer
 
 from bench import catalog_gen
 from tests.fixtures_shops import make_shop
@@ -22,26 +21,10 @@ from worker.common.shops import Shop, load_shop
 from worker.router import TaskContext, TaskResult
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 over HTTP on 127.0.0.1, for sources the task streams with boto3."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def s3(moto_endpoint: str, fake_aws_credentials: None) -> Iterator[Any]:
     """A client and a fresh bucket named catalogs-<pid>; boto3 finds fake credentials."""
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    client = boto3.client("s3", endpoint_url=moto_endpoint)
     bucket = f"catalogs-{os.getpid()}"
     client.create_bucket(Bucket=bucket)
     yield client

@@ -80,25 +80,25 @@ def test_missing_file_is_a_fatal_error(tmp_path: Path) -> None:
 # ---- S3 --------------------------------------------------------------------------------------
 
 
-def test_s3_streams_gzip_and_honours_the_endpoint(s3: object, s3_endpoint: str) -> None:
+def test_s3_streams_gzip_and_honours_the_endpoint(s3: object, moto_endpoint: str) -> None:
     bucket = f"catalogs-{os.getpid()}"
     packed = gzip.compress(CATALOG)
     s3.put_object(Bucket=bucket, Key="shop/catalog.json", Body=packed)  # type: ignore[attr-defined]
     with open_source(f"s3://{bucket}/shop/catalog.json",
-                     settings=settings(AWS_ENDPOINT_URL=s3_endpoint)) as source:
+                     settings=settings(AWS_ENDPOINT_URL=moto_endpoint)) as source:
         assert source.stream.read() == CATALOG
         assert source.compressed and source.bytes_read == len(packed)
         etag = source.etag
     assert etag and etag.startswith('"')
     with open_source(f"s3://{bucket}/shop/catalog.json", etag=etag,
-                     settings=settings(AWS_ENDPOINT_URL=s3_endpoint)) as source:
+                     settings=settings(AWS_ENDPOINT_URL=moto_endpoint)) as source:
         assert source.unchanged and source.stream.read() == b""
 
 
-def test_s3_missing_object_is_fatal_and_names_the_source(s3: object, s3_endpoint: str) -> None:
+def test_s3_missing_object_is_fatal_and_names_the_source(s3: object, moto_endpoint: str) -> None:
     with pytest.raises(FatalError, match=r"S3 refused the object \(NoSuchKey\)") as caught:
         read_all(f"s3://catalogs-{os.getpid()}/missing.json", where="shop s, source s3://…",
-                 settings=settings(AWS_ENDPOINT_URL=s3_endpoint))
+                 settings=settings(AWS_ENDPOINT_URL=moto_endpoint))
     assert caught.value.exit_code == 65
 
 

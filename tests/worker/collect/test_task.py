@@ -261,23 +261,23 @@ def test_conditional_get_304_ends_at_once_with_nothing_changed(
 
 
 def test_s3_source_end_to_end_with_its_etag(
-    conn: psycopg.Connection, run_collect: Any, tmp_path: Path, s3: Any, s3_endpoint: str
+    conn: psycopg.Connection, run_collect: Any, tmp_path: Path, s3: Any, moto_endpoint: str
 ) -> None:
     bucket = f"catalogs-{os.getpid()}"
     path = write_catalog(tmp_path / "c.csv", "csv", count=N, gzip=True)
     s3.put_object(Bucket=bucket, Key="acme/catalog.csv", Body=path.read_bytes())
     register(conn, "csv", f"s3://{bucket}/acme/catalog.csv")
-    first, _ = run_collect(AWS_ENDPOINT_URL=s3_endpoint)
+    first, _ = run_collect(AWS_ENDPOINT_URL=moto_endpoint)
     assert first.counts["inserted"] == N and first.counts["compressed"] is True
     assert first.bytes == path.stat().st_size
     etag = conn.execute("SELECT source_etag FROM shops").fetchone()[0]
     conn.commit()
     assert etag == s3.head_object(Bucket=bucket, Key="acme/catalog.csv")["ETag"]
-    second, _ = run_collect(AWS_ENDPOINT_URL=s3_endpoint)
+    second, _ = run_collect(AWS_ENDPOINT_URL=moto_endpoint)
     assert second.note == "unchanged source" and second.rows_in == 0
     write_catalog(path, "csv", count=N + 2, gzip=True)
     s3.put_object(Bucket=bucket, Key="acme/catalog.csv", Body=path.read_bytes())
-    third, _ = run_collect(AWS_ENDPOINT_URL=s3_endpoint)
+    third, _ = run_collect(AWS_ENDPOINT_URL=moto_endpoint)
     assert third.counts["inserted"] == 2 and third.counts["unchanged"] == N
 
 
