@@ -137,5 +137,8 @@ def test_the_handler_imports_from_the_zip_alone(code_zip: Path, tmp_path: Path) 
     by_module = metadata.packages_distributions()
     loaded = {re.sub(r"[-_.]+", "-", d).lower()
               for top in report["top"] for d in by_module.get(top, [])}
+    # Where the project itself is installed (dev.py's editable install), worker/ and submitter/
+    # map to it; that they came from the zip is asserted above.
+    loaded.discard("catalog-batch")
     assert loaded, "the probe saw no installed distribution at all"
     assert loaded <= allowed, f"the handler needs distributions the zip lacks: {loaded - allowed}"
