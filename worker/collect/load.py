@@ -11,24 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from worker.collect.validate import ROW_COLUMNS
+from worker.common.accounting import RejectRecorder
 from worker.common.errors import FatalError
 
 STAGING = "collect_staging"
 # The staging table's columns, in COPY order: the record's position, then the products row.
 STAGING_COLUMNS = ("pos", *ROW_COLUMNS)
 _CONTENT = ROW_COLUMNS[1:]  # product_id is the key, not content
-
-
-class RejectRecorder(Protocol):
-    def add(self, reason: str, *, position: str | int | None = None,
-            product_id: str | None = None, field: str | None = None,
-            excerpt: str | None = None, channel: str | None = None) -> None: ...
 
 
 @dataclass

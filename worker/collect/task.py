@@ -29,6 +29,7 @@ from worker.collect.sources import (
     open_source,
 )
 from worker.collect.validate import normalise
+from worker.common.accounting import RejectRecorder
 from worker.common.db import shop_lock
 from worker.common.errors import ConfigError, FatalError, RejectedRecord
 from worker.common.shops import Shop
@@ -162,7 +163,7 @@ def _rows(
     records: Iterator[formats.Record],
     compiled: CompiledMapping,
     currency: str,
-    rejects: load.RejectRecorder,
+    rejects: RejectRecorder,
     label: str,
     tally: _Tally,
 ) -> Iterator[tuple[Any, ...]]:

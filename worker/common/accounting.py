@@ -9,12 +9,21 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
 EXCERPT_CHARS = 200
 _FLUSH_EVERY = 500
+
+
+class RejectRecorder(Protocol):
+    """What a task needs of a reject sink: ``RejectSink`` in production, a list in some tests."""
+
+    def add(
+        self, reason: str, *, position: str | int | None = None, product_id: str | None = None,
+        field: str | None = None, excerpt: str | None = None, channel: str | None = None,
+    ) -> None: ...
 
 
 @dataclass

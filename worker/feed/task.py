@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 import structlog
 
+from worker.common.accounting import RejectRecorder
 from worker.common.errors import RejectedRecord
 from worker.common.stores import open_store
 from worker.feed.channels import get_channel
@@ -37,13 +38,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-class Rejects(Protocol):
-    def add(
-        self, reason: str, *, position: str | int | None = None, product_id: str | None = None,
-        field: str | None = None, excerpt: str | None = None, channel: str | None = None,
-    ) -> None: ...
-
-
 @dataclass
 class Build:
     """The outcome of the pass: each channel's finished file, the rows read, the watermark."""
@@ -60,7 +54,7 @@ def build_feeds(
     channels: Sequence[Channel],
     folder: Path,
     *,
-    rejects: Rejects,
+    rejects: RejectRecorder,
     method: Method | Literal["lines"] = "cursor",
     itersize: int = 2000,
     gzip_level: int | None = GZIP_LEVEL,
@@ -130,7 +124,7 @@ def build_feeds(
 
 def _copy_lines(
     conn: psycopg.Connection, shop_id: str, feeds: list[BuiltFeed], files: list[FeedFile],
-    rejects: Rejects, *, summary: bool, since: datetime | None,
+    rejects: RejectRecorder, *, summary: bool, since: datetime | None,
 ) -> int:
     """One COPY per channel, inside the caller's repeatable-read transaction; returns rows read."""
     row = conn.execute(count_query(shop_id, summary=summary, since=since)).fetchone()
@@ -147,7 +141,7 @@ def _copy_lines(
 
 
 def _copy_channel(
-    conn: psycopg.Connection, statement: bytes, feed: BuiltFeed, file: FeedFile, rejects: Rejects
+    conn: psycopg.Connection, statement: bytes, feed: BuiltFeed, file: FeedFile, rejects: RejectRecorder
 ) -> None:
     """The hot loop: PostgreSQL's lines to the file in batches; the rows it hands back to Python."""
     channel = feed.channel
@@ -191,7 +185,7 @@ def _copy_channel(
     feed.excluded += excluded
 
 
-def _pass(rows: Any, feeds: list[BuiltFeed], files: list[FeedFile], rejects: Rejects) -> int:
+def _pass(rows: Any, feeds: list[BuiltFeed], files: list[FeedFile], rejects: RejectRecorder) -> int:
     """The hot loop: each row to each channel that takes it; returns the rows read."""
     full = [(f.channel.row, f, w.write) for f, w in zip(feeds, files, strict=True)
             if not f.channel.delta]
