@@ -112,3 +112,15 @@ def test_import_before_migrate_says_to_migrate(pg_admin_url, tmp_path):
     env = {"PATH": os.environ["PATH"], "DATABASE_URL": pg_admin_url}
     proc = submit(env, "shops", "import", str(EXAMPLES / "shops.json"))
     assert proc.returncode == 65 and "catalog-submit migrate" in proc.stderr
+
+
+def test_a_mapping_that_cannot_work_is_refused_at_import(conn, settings_env, tmp_path):
+    shop = {"id": "m1", "name": "M", "source_url": "https://a.example/x.json", "format": "json",
+            "currency": "KRW", "channels": ["google"],
+            "mapping": {"price": {"path": "amount", "parse": "no-such-parser"}}}
+    path = tmp_path / "shops.json"
+    path.write_text(json.dumps({"shops": [shop]}))
+    proc = submit(settings_env, "shops", "import", str(path))
+    assert proc.returncode == 65
+    assert "shop 'm1'" in proc.stderr and "no-such-parser" in proc.stderr
+    assert conn.execute("SELECT count(*) FROM shops").fetchone()[0] == 0

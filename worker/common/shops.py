@@ -157,10 +157,8 @@ def parse_shop(raw: Mapping[str, Any], where: str) -> Shop:
 
 def _mapping_problems(mapping: Any, fmt: str, format_options: Any) -> list[str]:
     """The mapping's problems, as collect sees them (collect owns the mapping language)."""
-    try:
-        from worker.collect.mapping import mapping_problems
-    except ImportError:  # collect not built yet: only the shape is checked
-        return [] if isinstance(mapping, Mapping) else ["mapping must be an object"]
+    from worker.collect.mapping import mapping_problems
+
     return mapping_problems(mapping, fmt, format_options)
 
 
