@@ -4,7 +4,11 @@ Everything happens in the caller's one transaction: the staging table, the dupli
 shrink gate and the delta. A product absent from the snapshot is marked gone (``gone_at``), not
 deleted, so that the summary EP can announce it; one that comes back clears ``gone_at``.
 ``changed_at`` moves on insert, on a content change, on gone and on return, and never otherwise.
-The content hash is computed by the server (md5 of the row's text), off the Python thread.
+The content hash is computed by the server, off the Python thread: ``hash_record_extended`` of the
+row's content columns (each type's own 64-bit hash, as hash partitioning uses: no text output, so
+neither TimeZone nor DateStyle matters), stored as 8 bytes. It is 3–4 × cheaper than md5 of the
+row's text, which cost the first load ~13 µs per product (jsonb and array output). Two different
+contents collide with probability 2⁻⁶⁴ — a product whose change would then go unannounced.
 """
 
 from __future__ import annotations
@@ -45,15 +49,12 @@ def _ids(names: Iterable[str], table: str | None = None) -> sql.Composable:
 
 
 def _hash(table: str) -> sql.Composable:
-    # The row's text form is stable: numeric is typed (scale 4), jsonb is canonical, and the
-    # transaction pins TimeZone and DateStyle for the one timestamp.
-    return sql.SQL("decode(md5(ROW({})::text), 'hex')").format(_ids(_CONTENT, table))
+    # Migration 0006 re-hashed the stored products with this same expression: keep them in step.
+    return sql.SQL("int8send(hash_record_extended(ROW({}), 0))").format(_ids(_CONTENT, table))
 
 
 def create_staging(conn: psycopg.Connection) -> None:
     """A temporary table shaped like ``products``' collected columns, dropped at commit."""
-    conn.execute("SET LOCAL TimeZone = 'UTC'")
-    conn.execute("SET LOCAL DateStyle = 'ISO, YMD'")
     # Every join of the delta is a whole-snapshot set operation. Statistics for a shop's products
     # lag behind its last load (estimated at 1 row), which makes the planner pick nested-loop
     # anti-joins: quadratic, 50 s instead of 0.3 s at 9,000 products. Hash joins are right here.
@@ -75,7 +76,9 @@ def stage(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> int:
         for row in rows:
             write(row)
             count += 1
-    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(STAGING)))
+    # Only product_id: the delta joins on it. Sampling every column (descriptions, jsonb) cost
+    # ~1.3 s per 100k products, ~9 % of a first load.
+    conn.execute(sql.SQL("ANALYZE {} (product_id)").format(sql.Identifier(STAGING)))
     return count
 
 

@@ -85,6 +85,34 @@ def test_identical_second_run_writes_nothing(
     assert xmin_after == xmin_before  # not one tuple rewritten
 
 
+def test_migration_0006_rehashes_stored_products_so_an_identical_run_changes_nothing(
+    conn: psycopg.Connection, run_collect: Any, tmp_path: Path
+) -> None:
+    """Products stored under the old md5 hash, re-hashed by migration 0006, stay unchanged."""
+    from worker.common.db import migrations
+
+    register(conn, "json", write_catalog(tmp_path / "c.json", "json", count=N))
+    run_collect()
+    new_hashes = dict(conn.execute("SELECT product_id, content_hash FROM products").fetchall())
+    # What the stored hashes were before 0006 (md5 of the row's text, 16 bytes).
+    conn.execute(
+        "UPDATE products SET content_hash = decode(md5(ROW(title, description, link, "
+        "mobile_link, image_link, additional_image_links, price, sale_price, currency, "
+        "availability, availability_date, condition, brand, gtin, mpn, item_group_id, "
+        "product_type, google_product_category, naver_category, shipping_cost, extra)::text), "
+        "'hex')"
+    )
+    (rehash,) = [m for m in migrations() if m.version == 6]
+    conn.execute(rehash.sql)
+    assert dict(conn.execute("SELECT product_id, content_hash FROM products").fetchall()) == (
+        new_hashes)
+    assert all(len(h) == 8 for h in new_hashes.values())
+    conn.execute("UPDATE shops SET source_etag = NULL")
+    conn.commit()
+    result, _ = run_collect()
+    assert result.counts["unchanged"] == N and result.counts["updated"] == 0
+
+
 def test_an_identical_local_file_is_skipped_unless_the_mapping_changed(
     conn: psycopg.Connection, run_collect: Any, tmp_path: Path
 ) -> None:
