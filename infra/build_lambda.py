@@ -8,10 +8,10 @@ Usage::
 The zip holds ``submitter/`` and ``worker/`` (the submitter shares ``worker.common``: settings,
 errors, the schema's migrations) and, unless ``--no-deps``, the runtime dependencies from
 pyproject.toml that the handler needs, as manylinux wheels for the Lambda's Python and
-architecture. Pillow and ijson are left out: the handler never imports them (cold starts), and
-boto3 comes with the Lambda runtime. The zip is reproducible (sorted entries, fixed timestamps),
-and its default name carries its sha256, so that a changed zip is a new S3 key and
-CloudFormation updates the function.
+architecture. Pillow, ijson and orjson (collect's) are left out: the handler never imports them
+(cold starts), and boto3 comes with the Lambda runtime. The zip is reproducible (sorted entries,
+fixed timestamps), and its default name carries its sha256, so that a changed zip is a new S3 key
+and CloudFormation updates the function.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("submitter", "worker")
 # Distributions the Lambda does without: never imported by the handler, or provided by the runtime.
-LEFT_OUT = frozenset({"pillow", "ijson", "boto3"})
+LEFT_OUT = frozenset({"pillow", "ijson", "orjson", "boto3"})
 # 1980-01-01, the earliest time a zip entry can hold: the same input gives the same bytes.
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 

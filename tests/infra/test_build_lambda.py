@@ -63,7 +63,7 @@ def test_zip_changes_when_the_code_changes(tmp_path: Path) -> None:
 def test_lambda_requirements_leave_out_what_the_handler_never_imports() -> None:
     names = {re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0].lower()
              for r in build_lambda.runtime_requirements()}
-    assert not names & {"pillow", "ijson", "boto3"}
+    assert not names & {"pillow", "ijson", "orjson", "boto3"}
     assert {"psycopg", "structlog"} <= names
 
 
@@ -73,9 +73,9 @@ zip_path, module = sys.argv[1], sys.argv[2]
 before = {n.split(".")[0] for n in sys.modules}  # what the interpreter's start-up loaded
 
 class Refuse(importlib.abc.MetaPathFinder):
-    # Pillow and ijson are not in the Lambda: importing them must fail there, so it fails here.
+    # Pillow, ijson and orjson are not in the Lambda: importing them must fail there, so here too.
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("PIL", "ijson"):
+        if name.split(".")[0] in ("PIL", "ijson", "orjson"):
             raise ImportError(f"{name} is not in the Lambda's zip")
         return None
 

