@@ -53,6 +53,21 @@ def _hash(table: str) -> sql.Composable:
     return sql.SQL("int8send(hash_record_extended(ROW({}), 0))").format(_ids(_CONTENT, table))
 
 
+_IMAGES_AT = STAGING_COLUMNS.index("additional_image_links")
+
+
+def array_literal(items: list[str]) -> str:
+    """A text[] literal, every element quoted: the COPY's text for the column.
+
+    psycopg's list dumper is Python and cost ~10 µs per product with two image URLs; with this
+    string COPY writes ~60 % faster. Quoted elements keep commas, braces, spaces and the word
+    NULL as text; only backslash and double quote need escaping (COPY's own escaping follows).
+    """
+    return "{" + ",".join(
+        '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items
+    ) + "}"
+
+
 def create_staging(conn: psycopg.Connection) -> None:
     """A temporary table shaped like ``products``' collected columns, dropped at commit."""
     # Every join of the delta is a whole-snapshot set operation. Statistics for a shop's products
@@ -71,10 +86,12 @@ def stage(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> int:
     query = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(STAGING), _ids(STAGING_COLUMNS)
     )
+    at = _IMAGES_AT
     with conn.cursor() as cur, cur.copy(query) as copy:
         write = copy.write_row
         for row in rows:
-            write(row)
+            images = row[at]
+            write((*row[:at], array_literal(images), *row[at + 1:]) if images else row)
             count += 1
     # Only product_id: the delta joins on it. Sampling every column (descriptions, jsonb) cost
     # ~1.3 s per 100k products, ~9 % of a first load.
