@@ -32,14 +32,17 @@ from psycopg import sql  # noqa: E402
 SHOP = "bench"
 CHANNELS = ("google", "google_tsv", "meta", "naver", "naver_summary")
 # (label, kind): what each child process measures.
-# kind: channel:NAME:GZIP[:METHOD], METHOD "lines" (the default: PostgreSQL builds the lines) or
-# "cursor" (the Python path, every row through Channel.row: the "before").
+# kind: channel:NAME:GZIP[:METHOD] or all[:METHOD], METHOD "lines" (PostgreSQL builds the lines:
+# one COPY for all the channels) or "cursor" (the Python path, every row through Channel.row: the
+# "before"). Both are named explicitly, whatever build_feeds' default.
 MEASUREMENTS = [
     ("COPY TO STDOUT, raw", "copy_raw"),
     ("COPY TO STDOUT + gzip-1 (the limit)", "copy_gzip1"),
     ("before: google (XML), gzip-1, Python path", "channel:google:1:cursor"),
+    ("before: google_tsv, gzip-1, Python path", "channel:google_tsv:1:cursor"),
     ("before: meta (CSV), gzip-1, Python path", "channel:meta:1:cursor"),
     ("before: naver (TSV), plain, Python path", "channel:naver:none:cursor"),
+    ("before: naver_summary (all rows new), Python path", "channel:naver_summary:none:cursor"),
     ("google (XML), gzip-1 thread", "channel:google:1"),
     ("google (XML), gzip-6 thread", "channel:google:6"),
     ("google_tsv, gzip-1 thread", "channel:google_tsv:1"),
@@ -47,7 +50,7 @@ MEASUREMENTS = [
     ("naver (TSV), plain", "channel:naver:none"),
     ("naver_summary (all rows new)", "channel:naver_summary:none"),
     ("before: all five channels, one pass, Python path", "all:cursor"),
-    ("all five channels (one COPY each, one snapshot)", "all"),
+    ("all five channels, one COPY (a field per channel)", "all"),
 ]
 
 
@@ -195,6 +198,8 @@ def main() -> None:
         print(table([json.loads(x) for x in lines if x.startswith('{"rows"')]))
         return
 
+    start = os.getloadavg()
+
     def run_all(url: str) -> list[dict[str, Any]]:
         return [r for n in args.rows for r in run_size(url, n)]
 
@@ -213,7 +218,8 @@ def main() -> None:
     load = os.getloadavg()
     report = (
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()},"
-        f" load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}\n\n"
+        f" load average at the start {start[0]:.1f} / {start[1]:.1f} / {start[2]:.1f},"
+        f" at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}\n\n"
         + table(results) + "\n"
     )
     print(report)

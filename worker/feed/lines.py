@@ -1,32 +1,47 @@
-"""Channel lines built by PostgreSQL: one ``COPY … TO STDOUT`` per channel, its bytes straight to the file.
+"""Channel lines built by PostgreSQL: one ``COPY … TO STDOUT`` for all of a shop's channels.
 
 Python spent 40–55 µs per row and channel applying the rules; PostgreSQL builds the same line for a
 row whose values it can vouch for (clean text within the limits, plain ASCII http(s) URLs, valid
-prices…) and hands the row back to Python otherwise. Each output line is one of:
+prices…) and hands the row back to Python otherwise. The COPY yields one row per product and one
+field per channel (``lines_query``); each field is one of:
 
 - the channel's finished line (what ``Channel.row`` would return, without its newline);
+- ``\\x1c``: not this channel's row (a gone product is only a summary's; a summary takes only
+  the changed rows);
 - ``\\x1d``: left out by the channel's policy (``excluded``);
 - ``\\x1e{position}\\x1f{json array of the FeedProduct values}``: Python's turn — the rows a rule
   rejects, and the rare values (HTML entities, non-ASCII URLs, text to trim, …) whose rules are
   Python's. ``normalise`` + ``Channel.row`` decide, exactly as on the Python path.
 
+The shared values (the text cleaned, the URLs checked, the prices compared) are computed once per
+row for every channel, and a value two channels compute alike (google / google_tsv, naver /
+naver_summary) once: a shop with five channels costs PostgreSQL ~70 µs a row where five COPYs, one
+per channel, cost ~160 (bench/results-feed.md). Shortcuts keep the common row off the regular
+expressions, which are what PostgreSQL spends most on: one scan decides that a row's short text
+fields are all clean, and a URL is checked without the case-folding pattern.
+
 The SQL below mirrors ``base``'s rules conservatively: when unsure it yields NULL, and a NULL
-anywhere in a line makes the row Python's (``||`` propagates NULL). The differential test
-(tests/worker/feed/test_lines.py) checks that both paths write the same bytes.
+anywhere in a line makes the row Python's. The differential test (tests/worker/feed/test_lines.py)
+checks that both paths write the same bytes.
 
 COPY runs in CSV mode with a delimiter and a quote character that no line holds (control
-characters the text rules remove, and JSON escapes), so PostgreSQL writes each line verbatim.
+characters the text rules remove, and JSON escapes), so PostgreSQL writes each line verbatim and
+the delimiter separates the channels' fields.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from worker.feed.channels.base import LIST_SEP, FeedProduct
 
+SKIP = 0x1C
 EXCLUDED = 0x1D
 PYTHON = 0x1E
 POSITION_END = b"\x1f"
+FIELD_SEP = b"\x02"  # between the channels' fields of a row (the COPY's delimiter)
 # COPY (FORMAT csv) quotes a value only when it holds the delimiter, the quote, CR or LF.
 COPY_OPTIONS = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01'"
 
@@ -58,7 +73,7 @@ def clean(x: str) -> str:
     """base.clean_text without HTML: forbidden characters out, whitespace runs to one space.
 
     Each step only when needed: a regexp_replace over a Unicode class costs PostgreSQL ~20 µs a
-    description. ``x`` must be a column (it is repeated).
+    description. ``x`` is repeated: a column, or an expression only where rows are rare.
     """
     stripped = (
         f"CASE WHEN {x} ~ {lit(FORBIDDEN_RE)} THEN regexp_replace({x}, {lit(FORBIDDEN_RE)}, '',"
@@ -77,16 +92,21 @@ def clean(x: str) -> str:
 
 
 def url(x: str) -> str:
-    """base.check_url for a URL the database can vouch for ('' → ''), else NULL."""
+    """base.check_url for a URL the database can vouch for ('' → ''), else NULL.
+
+    ``x`` must be a column (it is repeated). The usual URL (lowercase ``http(s)://``, printable
+    ASCII) is decided without the anchored, case-folding regular expression, which costs
+    PostgreSQL ~1 µs a URL; ``[^!-~]`` is a cheap scan.
+    """
+    fast = (
+        f"{x} !~ '[^!-~]' AND octet_length({x}) <= {URL_LIMIT} AND (starts_with({x}, 'https://')"
+        f" AND octet_length({x}) > 8 OR starts_with({x}, 'http://') AND octet_length({x}) > 7)"
+    )
     return (
-        f"CASE WHEN {x} ~ {lit(URL_RE)} AND char_length({x}) <= {URL_LIMIT}"
+        f"CASE WHEN {fast} THEN replace({x}, ',', '%2C')"
+        f" WHEN {x} ~ {lit(URL_RE)} AND char_length({x}) <= {URL_LIMIT}"
         f" THEN replace({x}, ',', '%2C') END"
     )
-
-
-def optional_url(x: str) -> str:
-    """check_url(required=False) of an optional field: '' when absent, NULL when Python's."""
-    return f"CASE WHEN coalesce({x}, '') = '' THEN '' ELSE {url(x)} END"
 
 
 def within(x: str, limit: int) -> str:
@@ -104,14 +124,23 @@ def xml(x: str) -> str:
     return f"replace(replace(replace({x}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
 
 
+def _processed_image(channel: str) -> str:
+    # Channel.image's condition for the processed image.
+    return (
+        "c.image_url <> '' AND (starts_with(c.image_url, 'https://')"
+        " OR starts_with(c.image_url, 'http://'))"
+        f" AND NOT coalesce({lit(channel)} = ANY(string_to_array(c.unfit, ',')), false)"
+    )
+
+
 def image(channel: str) -> str:
     """Channel.image: the processed image when public and fit for ``channel``, else the shop's."""
-    return (
-        "CASE WHEN c.image_url <> '' AND (left(c.image_url, 8) = 'https://'"
-        " OR left(c.image_url, 7) = 'http://')"
-        f" AND NOT coalesce({lit(channel)} = ANY(string_to_array(c.unfit, ',')), false)"
-        " THEN c.image_url ELSE c.image_link END"
-    )
+    return f"CASE WHEN {_processed_image(channel)} THEN c.image_url ELSE c.image_link END"
+
+
+def image_link(channel: str) -> str:
+    """check_url(Channel.image(p)) for ``channel``: the shared columns checked once per row."""
+    return f"CASE WHEN {_processed_image(channel)} THEN c.image_url_u ELSE c.image_link_u END"
 
 
 def extra_images(channel: str) -> str:
@@ -151,16 +180,12 @@ def gtin(x: str) -> str:
 
 def sale_price() -> str:
     """The sale price with its currency when positive and below the price, else ''."""
-    return (
-        "CASE WHEN c.sale_price <> '' AND c.sale_price::numeric > 0"
-        " AND c.sale_price::numeric < c.price::numeric"
-        " THEN c.sale_price || ' ' || c.currency ELSE '' END"
-    )
+    return "CASE WHEN c.sale_lower THEN c.sale_price || ' ' || c.currency ELSE '' END"
 
 
 def positive_price() -> str:
     """The price when above zero (else the row is Python's: it rejects it)."""
-    return "CASE WHEN c.price::numeric > 0 THEN c.price END"
+    return "CASE WHEN c.price_pos THEN c.price END"
 
 
 def product_id(limit: int) -> str:
@@ -181,27 +206,65 @@ class LineSQL(NamedTuple):
     values: tuple[str, ...] = ()  # the channel's values over ``c`` (``… AS name``)
 
 
+TEXT_FIELDS = ("title", "brand", "gtin", "mpn", "item_group_id", "product_type",
+               "google_product_category", "naver_category")
+# A row whose short text fields and id are all clean (is_clean) skips clean() field by field: one
+# scan of them joined by '|' (a '|' next to a space is only a false alarm: the careful path then).
+PLAIN_RE = f"[{_BAD}]|  |\\| | \\|"
+# A description whose HTML is simple (HTML_HARD_RE) and that holds no character clean() removes:
+# once its tags are spaces, only runs of spaces are left to collapse.
+DESCRIPTION_PLAIN_RE = f"{HTML_HARD_RE}|[{_BAD}]"
+# In such a description: a run of spaces and tags holding a tag, or of two spaces or more.
+RUN_RE = f" *(?:{TAG_RE} *)+|  +"
+
+
 def middle_columns() -> str:
     """The shared per-row values the channels' lines read, over ``m`` (computed once per row)."""
-    text = ("title", "brand", "gtin", "mpn", "item_group_id", "product_type",
-            "google_product_category", "naver_category")
-    cols = [f"{clean('m.' + name)} AS {name}_c" for name in text]
-    cols.append(f"CASE WHEN m.html_ok THEN {clean('m.description_s')} END AS description_c")
-    cols.append(f"m.product_id <> '' AND m.product_id !~ {lit(UNCLEAN_RE)} AS id_clean")
+    cols = [f"CASE WHEN m.plain THEN m.{name} ELSE {clean('m.' + name)} END AS {name}_c"
+            for name in TEXT_FIELDS]
+    # A plain description (DESCRIPTION_PLAIN_RE): every run of spaces and tags that holds a tag
+    # or two spaces becomes one space — what strip_html (a tag → a space) then one_line do —
+    # in one pass; no tag and no double space: the ends trimmed only.
+    d = "m.description"
+    plain = (
+        f"CASE WHEN strpos({d}, '<') = 0 AND strpos({d}, '  ') = 0 THEN btrim({d}, ' ')"
+        f" ELSE btrim(regexp_replace({d}, {lit(RUN_RE)}, ' ', 'g'), ' ') END"
+    )
+    stripped = (
+        f"CASE WHEN strpos({d}, '<') > 0 THEN regexp_replace({d}, {lit(TAG_RE)}, ' ', 'g')"
+        f" ELSE {d} END"
+    )
+    cols.append(
+        f"CASE WHEN m.description_plain THEN {plain} WHEN {d} <> ''"
+        f" AND {d} !~ {lit(HTML_HARD_RE)} THEN {clean(f'({stripped})')} END AS description_c"
+    )
+    cols.append(
+        f"m.product_id <> '' AND (m.plain OR m.product_id !~ {lit(UNCLEAN_RE)}) AS id_clean"
+    )
     cols.append(f"{_extra_list('m.additional_image_urls', 'm.extra_urls_array')} AS extra_urls")
     cols.append(f"{_extra_list('m.additional_image_links', 'm.extra_links_array')} AS extra_links")
+    cols.append(f"{url('m.link')} AS link_u")
+    cols.append(
+        f"CASE WHEN coalesce(m.mobile_link, '') = '' THEN '' ELSE {url('m.mobile_link')} END"
+        " AS mobile_link_u"
+    )
+    cols.append(f"{url('m.image_url')} AS image_url_u")
+    cols.append(f"{url('m.image_link')} AS image_link_u")
+    cols.append("m.price::numeric > 0 AS price_pos")
+    cols.append(
+        "coalesce(m.sale_price <> '' AND m.sale_price::numeric > 0"
+        " AND m.sale_price::numeric < m.price::numeric, false) AS sale_lower"
+    )
+    cols.append(f"CASE WHEN m.plain THEN {gtin('m.gtin')} ELSE {gtin(clean('m.gtin'))} END AS gtin_v")
     return ",\n".join(cols)
 
 
 def _inner_columns() -> str:
-    # The description without its tags, once (clean() repeats its argument).
-    stripped = (
-        f"CASE WHEN strpos(r.description, '<') > 0 THEN regexp_replace(r.description,"
-        f" {lit(TAG_RE)}, ' ', 'g') ELSE r.description END"
-    )
+    joined = " || '|' || ".join(f"coalesce(r.{name}, '')" for name in (*TEXT_FIELDS, "product_id"))
     return (
-        f"r.description <> '' AND r.description !~ {lit(HTML_HARD_RE)} AS html_ok,"
-        f" {stripped} AS description_s"
+        f"('|' || {joined} || '|') !~ {lit(PLAIN_RE)} AS plain,"
+        f" r.description <> '' AND r.description !~ {lit(DESCRIPTION_PLAIN_RE)}"
+        " AS description_plain"
     )
 
 
@@ -223,42 +286,91 @@ def as_values(exprs: dict[str, str], prefix: str) -> tuple[tuple[str, ...], dict
     )
 
 
-# Markup written as U+0003 / U+0004 while a line is built, so that the values are escaped in one go
-# (three replace() over the line instead of three per value), then turned into "<" and ">".
-LT, GT = "\x03", "\x04"
+class Text(str):
+    """A constant piece of a line (``concat_line``), as opposed to an SQL expression."""
 
 
-def tag(name: str, x: str) -> str:
-    """``<name>x</name>`` in placeholder markup, '' when x is '', NULL when x is NULL."""
-    opening, closing = lit(f"{LT}{name}{GT}"), lit(f"{LT}/{name}{GT}")
-    return f"CASE WHEN ({x}) = '' THEN '' ELSE {opening} || {x} || {closing} END"
+def concat_line(checked: list[str], parts: list[str]) -> str:
+    """``parts`` in one concat() — ``Text`` pieces as literals (adjacent ones merged), the others
+    SQL expressions — NULL when any of ``checked`` (the values the line reads) is NULL.
 
-
-def xml_line(marked: str) -> str:
-    """A line built with ``tag``: its values escaped (base.xml_escape), then its markup restored.
-
-    Values never hold the placeholders: the text rules remove control characters, and URLs, ids,
-    prices and dates the database vouches for are printable.
+    One concat() instead of a chain of ``||``: each ``||`` copies the line built so far.
     """
-    return f"replace(replace({xml(marked)}, {lit(LT)}, '<'), {lit(GT)}, '>')"
+    merged: list[str] = []
+    literal = ""
+    for part in parts:
+        if isinstance(part, Text):
+            literal += part
+            continue
+        if literal:
+            merged.append(lit(literal))
+            literal = ""
+        merged.append(part)
+    if literal:
+        merged.append(lit(literal))
+    return f"CASE WHEN num_nulls({', '.join(checked)}) = 0 THEN concat({', '.join(merged)}) END"
 
 
 def joined(values: list[str], sep: str) -> str:
-    """The values joined by ``sep`` with ``||``: NULL when any is NULL (concat_ws would skip it)."""
-    return f" || {lit(sep)} || ".join(f"({v})" for v in values)
+    """The values joined by ``sep``: NULL when any is NULL (concat_ws would skip it)."""
+    parts: list[str] = []
+    for i, value in enumerate(values):
+        if i:
+            parts.append(Text(sep))
+        parts.append(Text("") if value == "''" else value)
+    return concat_line([v for v in values if v != "''"], parts)
 
 
-def line_query(base: str, spec: LineSQL, *, delta: bool) -> str:
-    """The COPY's SELECT over ``base`` (feed_query's text, arrays=True): one line per row."""
-    middle = ",\n".join((middle_columns(), *spec.middle))
-    # A gone product ("D") is only news to a summary; a summary takes only the changed rows.
-    target = "c.change IS NOT NULL" if delta else "c.change IS DISTINCT FROM 'D'"
-    values = "".join(f", {value}" for value in spec.values)
+def _shared_values(
+    specs: Sequence[tuple[LineSQL, bool]],
+) -> tuple[list[tuple[LineSQL, bool]], list[str]]:
+    """The channels' values, each expression computed once: a channel whose value is another's
+    (google and google_tsv, naver and naver_summary share most) reads the other's column."""
+    seen: dict[str, str] = {}  # expression -> column name
+    columns: list[str] = []
+    out = []
+    for spec, delta in specs:
+        line, excluded = spec.line, spec.excluded
+        for value in spec.values:
+            expr, _, name = value.rpartition(" AS ")
+            first = seen.setdefault(expr, name)
+            if first == name:
+                columns.append(value)
+            else:
+                ref = re.compile(rf"\bv\.{re.escape(name)}\b")
+                line, excluded = ref.sub(f"v.{first}", line), ref.sub(f"v.{first}", excluded)
+        out.append((spec._replace(line=line, excluded=excluded, values=()), delta))
+    return out, list(dict.fromkeys(columns))
+
+
+def lines_query(base: str, specs: Sequence[tuple[LineSQL, bool]]) -> str:
+    """The COPY's SELECT over ``base`` (feed_query's text, arrays=True): one row per product, one
+    field per channel (``specs``: each channel's LineSQL and whether it is a delta channel).
+
+    The shared values are computed once per row for all channels; a field is the channel's line,
+    a marker (``EXCLUDED``, ``PYTHON``), or ``SKIP`` for a row that is not the channel's (a gone
+    product is only news to a summary; a summary takes only the changed rows).
+    """
+    middle = ",\n".join(dict.fromkeys((middle_columns(), *(m for s, _ in specs for m in s.middle))))
+    specs, columns = _shared_values(specs)
+    values = "".join(f", {value}" for value in columns)
+    full = "c.change IS DISTINCT FROM 'D'"
+    changed = "c.change IS NOT NULL"
+    kinds = {delta for _, delta in specs}
+    target = changed if kinds == {True} else full if kinds == {False} else "true"
+    fields = []
+    for spec, delta in specs:
+        field = f"coalesce({spec.line}, {python_row()})"
+        if spec.excluded != "false":
+            field = f"CASE WHEN {spec.excluded} THEN E'\\x1d' ELSE {field} END"
+        if len(kinds) > 1:
+            mine = (changed if delta else full).replace("c.", "v.")
+            field = f"CASE WHEN NOT ({mine}) THEN E'\\x1c' ELSE {field} END"
+        fields.append(field)
     # Fenced layers (a window function; OFFSET 0) so that each value is computed once per row:
     # the expressions over them name some of them several times.
     return (
-        f"SELECT CASE WHEN {spec.excluded} THEN E'\\x1d' ELSE coalesce({spec.line},"
-        f" {python_row()}) END"
+        f"SELECT {', '.join(fields)}"
         f" FROM (SELECT c.*{values} FROM (SELECT m.*, {middle} FROM ("
         f"SELECT r.*, row_number() OVER (ORDER BY r.product_id) AS pos, {_inner_columns()}"
         f" FROM ({base}) AS r({', '.join(ROW_COLUMNS)})) AS m ORDER BY m.product_id OFFSET 0) AS c"

@@ -3,10 +3,10 @@
 PostgreSQL does what it does well, in its own process (another core, or RDS): prices rounded to the
 currency's decimals, dates in ISO 8601, image lists joined, the summary EP's change class, whether a
 group id collides with a product id. ``feed_query`` is also the base of the lines PostgreSQL
-builds (worker/feed/lines.py, the default path). On the Python path, rows stream through a
-server-side cursor (fetched 2000 at a time) or ``COPY (SELECT …) TO STDOUT`` as FeedProduct rows;
-both were measured (bench/results-feed.md, earlier runs): psycopg hands COPY data over one row per
-call, which costs more per row in this process than the cursor's batches.
+builds (worker/feed/lines.py, a shop's opt-in ``feed_database_lines``). On the Python path, rows
+stream through a server-side cursor (fetched 2000 at a time) or ``COPY (SELECT …) TO STDOUT`` as
+FeedProduct rows; both were measured (bench/results-feed.md, earlier runs): psycopg hands COPY data
+over one row per call, which costs more per row in this process than the cursor's batches.
 """
 
 from __future__ import annotations

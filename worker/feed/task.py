@@ -20,8 +20,17 @@ from worker.common.accounting import RejectRecorder
 from worker.common.errors import RejectedRecord
 from worker.common.stores import open_store
 from worker.feed.channels import get_channel
-from worker.feed.channels.base import Channel, normalise
-from worker.feed.lines import COPY_OPTIONS, EXCLUDED, POSITION_END, PYTHON, LineSQL, line_query
+from worker.feed.channels.base import Channel, FeedProduct, normalise
+from worker.feed.lines import (
+    COPY_OPTIONS,
+    EXCLUDED,
+    FIELD_SEP,
+    POSITION_END,
+    PYTHON,
+    SKIP,
+    LineSQL,
+    lines_query,
+)
 from worker.feed.publish import GZIP_LEVEL, BuiltFeed, FeedFile, publish_feeds
 from worker.feed.stream import (
     Method,
@@ -62,16 +71,22 @@ def build_feeds(
     """Stream the shop's products, feeding every channel; files land in ``folder``.
 
     ``cursor`` (the default) / ``copy``: one pass of FeedProduct rows through every channel's
-    ``row`` in Python. ``lines`` (the shop option ``feed_database_lines``): one ``COPY`` per channel
-    of the lines PostgreSQL builds, Python taking the rows it hands back (worker/feed/lines.py), all
-    in one repeatable-read transaction (one snapshot for all channels). Measured (bench/feed.py):
-    ``lines`` cuts the worker's CPU per row 5–9 × but raises the database's 6–10 ×, and for a shop
-    with all five channels the total is slower — a bad trade when every shop's feed job shares one
-    database, hence not the default. Either way ``conn``'s transaction is ended.
+    ``row`` in Python. ``lines`` (the shop option ``feed_database_lines``): one ``COPY`` of the
+    lines PostgreSQL builds for all the channels at once (a field per channel; worker/feed/lines.py),
+    Python taking the rows it hands back, in one repeatable-read transaction. Measured
+    (bench/feed.py, bench/results-feed.md): ``lines`` is faster in wall clock for one channel and
+    for five, and spends less CPU in all (worker + database), but PostgreSQL's share is still
+    2–6 × the Python path's (per row and channel: 13–39 µs against 3–8, meta 14–20) — a cost every
+    shop's feed job puts on one shared database, hence not the default. Either way ``conn``'s
+    transaction is ended.
     """
     delta = [c for c in channels if c.delta]
     idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with conn.transaction():
+        # The feed queries are long expressions over cheap scans: JIT compiling them costs more
+        # than it saves (lines, meta: 34 µs/row without, 58 with; the Python path's meta query
+        # turned it on too, bench/results-feed.md).
+        conn.execute("SET LOCAL jit = off")
         if method == "lines" and conn.info.encoding != "utf-8":
             method = "cursor"  # the COPY's bytes go to the files as they are: UTF-8 only
         if method == "lines":
@@ -126,63 +141,90 @@ def _copy_lines(
     conn: psycopg.Connection, shop_id: str, feeds: list[BuiltFeed], files: list[FeedFile],
     rejects: RejectRecorder, *, summary: bool, since: datetime | None,
 ) -> int:
-    """One COPY per channel, inside the caller's repeatable-read transaction; returns rows read."""
+    """One COPY for all channels, inside the caller's repeatable-read transaction; returns the
+    rows read.
+
+    Each output row is one product: every channel's line (or marker) as its own field, split here
+    and routed to the channels' batches. The shared values are read and cleaned once per row.
+    """
     row = conn.execute(count_query(shop_id, summary=summary, since=since)).fetchone()
     assert row is not None
-    for feed, file in zip(feeds, files, strict=True):
-        channel = feed.channel
-        spec = channel.line_sql() or LineSQL("NULL::text")
-        base = feed_query(
-            shop_id, check_groups=channel.checks_groups, summary=summary, since=since, arrays=True
-        ).as_string(conn)
-        statement = f"COPY ({line_query(base, spec, delta=channel.delta)}) TO STDOUT ({COPY_OPTIONS})"
-        _copy_channel(conn, statement.encode(), feed, file, rejects)
+    base = feed_query(
+        shop_id, check_groups=any(f.channel.checks_groups for f in feeds), summary=summary,
+        since=since, arrays=True,
+    ).as_string(conn)
+    specs = [(f.channel.line_sql() or LineSQL("NULL::text"), f.channel.delta) for f in feeds]
+    statement = f"COPY ({lines_query(base, specs)}) TO STDOUT ({COPY_OPTIONS})"
+    count = len(feeds)
+    parts: list[list[bytes]] = [[] for _ in feeds]
+    excluded = [0] * count
+    batch = min(f.chunk_size for f in files)
+    done = 0
+    check_every = 256
+    with conn.cursor() as cur, cur.copy(statement.encode()) as copy:
+        # libpq hands COPY data over one whole row at a time (PQgetCopyData).
+        for line in copy:
+            done += 1
+            data = bytes(line[:-1])  # without its newline
+            fields = data.split(FIELD_SEP) if count > 1 else [data]
+            product = None
+            for i, field in enumerate(fields):
+                first = field[0]
+                if first > PYTHON:
+                    parts[i].append(field)
+                elif first == PYTHON:
+                    if product is None:
+                        cut = field.index(POSITION_END)
+                        product = (int(field[1:cut]), normalise(json.loads(field[cut + 1:])))
+                    text = _python_line(feeds[i], product[0], product[1], rejects)
+                    if text is None:
+                        excluded[i] += 1
+                    elif text:
+                        parts[i].append(text)
+                elif first == EXCLUDED:
+                    excluded[i] += 1
+                elif first == SKIP:
+                    pass
+                else:  # a line starting with a control character (a summary's D row)
+                    parts[i].append(field)
+            if done % check_every == 0:
+                for feed, file, mine in zip(feeds, files, parts, strict=True):
+                    if sum(map(len, mine)) >= batch:
+                        _flush(feed, file, mine)
+    for i, (feed, file, mine) in enumerate(zip(feeds, files, parts, strict=True)):
+        _flush(feed, file, mine)
+        feed.excluded += excluded[i]
     return int(row[0])
 
 
-def _copy_channel(
-    conn: psycopg.Connection, statement: bytes, feed: BuiltFeed, file: FeedFile, rejects: RejectRecorder
-) -> None:
-    """The hot loop: PostgreSQL's lines to the file in batches; the rows it hands back to Python."""
+def _flush(feed: BuiltFeed, file: FeedFile, parts: list[bytes]) -> None:
+    """A channel's batch of lines (without their newlines) to its writer."""
+    if parts:
+        feed.rows += len(parts)
+        parts.append(b"")
+        file.write_bytes(b"\n".join(parts))
+        parts.clear()
+
+
+def _python_line(
+    feed: BuiltFeed, position: int, p: FeedProduct, rejects: RejectRecorder
+) -> bytes | None:
+    """A row the database handed back: ``Channel.row``'s line without its newline, None when left
+    out by policy, b"" when rejected (recorded)."""
     channel = feed.channel
-    parts: list[Any] = []
-    size = rows = excluded = 0
-    batch = file.chunk_size
-    with conn.cursor() as cur, cur.copy(statement) as copy:
-        # libpq hands COPY data over one whole line at a time (PQgetCopyData).
-        for line in copy:
-            first = line[0]
-            if first == PYTHON:
-                feed.python_rows += 1
-                data = bytes(line)
-                cut = data.index(POSITION_END)
-                p = normalise(json.loads(data[cut + 1:]))
-                try:
-                    text = channel.row(p)
-                except RejectedRecord as rejected:
-                    feed.rejected[rejected.reason] += 1
-                    rejects.add(
-                        rejected.reason, position=int(data[1:cut]), product_id=p.product_id,
-                        field=rejected.field, excerpt=rejected.excerpt, channel=channel.name,
-                    )
-                    continue
-                if text is None:
-                    excluded += 1
-                    continue
-                line = text.encode()
-            elif first == EXCLUDED:
-                excluded += 1
-                continue
-            parts.append(line)
-            rows += 1
-            size += len(line)
-            if size >= batch:
-                file.write_bytes(b"".join(parts))
-                parts.clear()
-                size = 0
-    file.write_bytes(b"".join(parts))
-    feed.rows += rows
-    feed.excluded += excluded
+    feed.python_rows += 1
+    try:
+        text = channel.row(p)
+    except RejectedRecord as rejected:
+        feed.rejected[rejected.reason] += 1
+        rejects.add(
+            rejected.reason, position=position, product_id=p.product_id,
+            field=rejected.field, excerpt=rejected.excerpt, channel=channel.name,
+        )
+        return b""
+    if text is None:
+        return None
+    return text.encode()[:-1]
 
 
 def _pass(rows: Any, feeds: list[BuiltFeed], files: list[FeedFile], rejects: RejectRecorder) -> int:

@@ -39,12 +39,15 @@ PIECES = [
     "\x85", "\xa0", "\u2003", "\u3000", "\u200b", "\ufeff", "&", "&amp;", "&nbsp;", "&#1;", "&x",
     "& ", "<", ">", "<b>", "</p>", "<br/>", "<script>x</script>", "<!-- c -->", "<Deluxe>",
     '"', "'", ",", "|", ">", " > ", "\\", "ſ", "<s>", "<Style>", "\x02", "\x1e", "\x1d",
+    " | ", "| ", ">>", "> >", "< b>", "<1>", "<p >", "\x1c",
 ]
 URLS = [
     "https://shop.example/p/1", "http://shop.example/a,b?x=1&y=2", "HTTPS://shop.example/x|y",
     " https://shop.example/trail ", "https://shop.example/한국", "javascript:alert(1)", "",
     "https://shop.example/" + "x" * 1990, "https://shop.example/" + "x" * 1975,
     "https://shop.example/sp ace", "s3://bucket/key", "https://shop.example/\x1fsep",
+    "HTTP://Shop.example/UP", "hTtPs://shop.example/mixed", "https://", "http://", "http://x",
+    "https://shop.example/a&b<c>", "https://shop.example/" + "y" * 1980,
 ]
 
 
@@ -167,3 +170,61 @@ def test_a_plain_catalog_is_built_by_the_database(conn: psycopg.Connection, tmp_
     built, rejects = build(conn, "shop-a", CHANNELS, tmp_path)
     assert not rejects.records
     assert {f.channel.name: f.python_rows for f in built.feeds} == dict.fromkeys(CHANNELS, 0)
+
+
+# Values at the edges of the database's shortcuts (lines.py: the plain-row check, the URL check
+# without a regular expression, the description's tags and spaces, the categories' split).
+EDGE_TITLES = ["a | b", "a |b", "a| b", "|", "x  y", " lead", "trail ", "Tab\tx", "plain"]
+EDGE_DESCRIPTIONS = [
+    "<p>lead tag</p>", "<b>a</b>  <i>b</i>", "a  b", " x ", "<p></p>", "x<b>", "< b>a", "<1>a",
+    "a<br/>b", "a <b> c </b> d", "&amp; entity", "a & b", "a &b", "tail &", "<b>&</b>",
+    "<Script>x</Script>y", "<!-- c -->z", "tab\tand  space", "é <b>한</b> 🎉",
+]
+EDGE_TYPES = ["a > > b", ">a", "a>", "a >b", "a> b", "a>b>c>d>e>f", " > ", ">", "a  >  b",
+              "a > b ", "한 > 국", "a|b > c", "a\u3000> b"]
+EDGE_URLS = ["https://", "http://", "http://x", "HTTPS://A.example/", "https://a.example/,",
+             "https://a.example/é", "https://a.example/" + "z" * 1982, "https://a.example/" + "z" * 1983]
+
+
+def edge_values() -> list[dict[str, Any]]:
+    rows = []
+    for i in range(max(len(EDGE_TITLES), len(EDGE_DESCRIPTIONS), len(EDGE_TYPES), len(EDGE_URLS))):
+        rows.append(product(
+            f"E-{i:03d}",
+            title=EDGE_TITLES[i % len(EDGE_TITLES)],
+            description=EDGE_DESCRIPTIONS[i % len(EDGE_DESCRIPTIONS)],
+            product_type=EDGE_TYPES[i % len(EDGE_TYPES)],
+            link=EDGE_URLS[i % len(EDGE_URLS)],
+            image_link=EDGE_URLS[(i + 3) % len(EDGE_URLS)],
+            mobile_link=EDGE_URLS[(i + 5) % len(EDGE_URLS)] if i % 2 else None,
+            brand=EDGE_TITLES[(i + 1) % len(EDGE_TITLES)],
+            mpn=EDGE_TITLES[(i + 2) % len(EDGE_TITLES)],
+            changed_at=T1 if i % 3 else T0,
+            gone_at=T1 if i % 7 == 6 else None,
+        ))
+    return rows
+
+
+def test_lines_equal_the_python_path_at_the_shortcuts_edges(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    make_shop(conn, id="shop-a", channels=CHANNELS)
+    insert_products(conn, "shop-a", edge_values())
+    _watermark(conn)
+    _both(conn, tmp_path, CHANNELS)
+
+
+# One COPY serves any set of channels: each alone, full channels only (no summary rows), a
+# summary alone (changed rows only), and a mix (a gone product only in the summary).
+@pytest.mark.parametrize(
+    "names",
+    [[c] for c in CHANNELS]
+    + [["google", "google_tsv", "meta"], ["naver_summary", "naver"], ["google", "naver_summary"]],
+)
+def test_lines_equal_the_python_path_for_any_set_of_channels(
+    conn: psycopg.Connection, tmp_path: Path, names: list[str]
+) -> None:
+    make_shop(conn, id="shop-a", channels=names)
+    insert_products(conn, "shop-a", awkward_catalog(5, 300, fields=3) + edge_values())
+    _watermark(conn)
+    _both(conn, tmp_path, names)

@@ -40,6 +40,11 @@ AVAILABILITY = {
 }
 # The attributes in file order; the TSV header is this tuple.
 GTIN_LENGTHS = (8, 12, 13, 14)
+# What GoogleChannel.row writes whatever the value, and the values it XML-escapes.
+ALWAYS = ("id", "title", "description", "link", "image_link", "availability", "price", "condition")
+ESCAPED = ("id", "title", "description", "link", "mobile_link", "image_link",
+           "additional_image_link", "brand", "mpn", "item_group_id", "product_type",
+           "google_product_category")
 
 
 def clean_gtin(value: str | None) -> str:
@@ -131,9 +136,9 @@ def google_sql_values(channel: str) -> dict[str, str]:
         "id": lines.product_id(50),
         "title": lines.within("c.title_c", 150),
         "description": lines.within("c.description_c", 5000),
-        "link": lines.url("c.link"),
-        "mobile_link": lines.optional_url("c.mobile_link"),
-        "image_link": lines.url(f"({lines.image(channel)})"),
+        "link": "c.link_u",
+        "mobile_link": "c.mobile_link_u",
+        "image_link": lines.image_link(channel),
         "additional_image_link": f"({lines.extra_images(channel)})",
         "availability": availability,
         "availability_date": (
@@ -144,10 +149,10 @@ def google_sql_values(channel: str) -> dict[str, str]:
         "sale_price": lines.sale_price(),
         "condition": "c.condition",
         "brand": brand,
-        "gtin": lines.gtin("c.gtin_c"),
+        "gtin": "c.gtin_v",
         "mpn": mpn,
         "identifier_exists": (
-            f"CASE WHEN ({lines.gtin('c.gtin_c')}) <> '' OR (({brand}) <> '' AND ({mpn}) <> '')"
+            f"CASE WHEN c.gtin_v <> '' OR (({brand}) <> '' AND ({mpn}) <> '')"
             " THEN '' ELSE 'no' END"
         ),
         "item_group_id": (
@@ -215,30 +220,30 @@ class GoogleChannel(Channel):
         return "</channel>\n</rss>\n"
 
     def line_sql(self) -> LineSQL:
-        values, v = lines.as_values(google_sql_values(self.name), "g_")
-        extra = v["additional_image_link"]
-        # Every value is escaped: those Python leaves as they are (prices, dates, enumerations,
-        # GTIN digits) hold no "&", "<" or ">".
-        lt, gt = lines.LT, lines.GT
-        item = "g:additional_image_link"
-        opening, closing = lines.lit(f"{lt}{item}{gt}"), lines.lit(f"{lt}/{item}{gt}")
-        between = lines.lit(f"{lt}/{item}{gt}{lt}{item}{gt}")
-        extra_xml = (
-            f"CASE WHEN {extra} = '' THEN '' ELSE {opening} || replace({extra}, chr(31), {between})"
-            f" || {closing} END"
-        )
-        parts = [
-            lines.lit(lines.LT + "item" + lines.GT), lines.tag("g:id", v["id"]),
-            lines.tag("title", v["title"]), lines.tag("description", v["description"]),
-            lines.tag("link", v["link"]), lines.tag("g:mobile_link", v["mobile_link"]),
-            lines.tag("g:image_link", v["image_link"]), extra_xml,
-        ]
-        for name in ("availability", "availability_date", "price", "sale_price", "condition",
-                     "brand", "gtin", "mpn", "identifier_exists", "item_group_id",
-                     "product_type", "google_product_category"):
-            parts.append(lines.tag(f"g:{name}", v[name]))
-        parts.append(lines.lit(lines.LT + "/item" + lines.GT))
-        return LineSQL(lines.xml_line(lines.joined(parts, "")), values=values)
+        values, v = lines.as_values(google_sql_values(self.name), f"{self.name}_")
+        # row()'s markup, escaping what row() escapes, in one concat() (NULL-safe: checked first).
+        parts: list[str] = [lines.Text("<item>")]
+        for name in FIELDS:
+            value = v[name]
+            if name in ESCAPED:
+                value = lines.xml(value)
+            element = name if name in ("title", "description", "link") else f"g:{name}"
+            if name == "additional_image_link":
+                between = f"</{element}><{element}>"
+                parts.append(
+                    f"CASE WHEN {v[name]} <> '' THEN concat({lines.lit(f'<{element}>')},"
+                    f" replace({value}, chr(31), {lines.lit(between)}),"
+                    f" {lines.lit(f'</{element}>')}) END"
+                )
+            elif name in ALWAYS:
+                parts += (lines.Text(f"<{element}>"), value, lines.Text(f"</{element}>"))
+            else:
+                parts.append(
+                    f"CASE WHEN {v[name]} <> '' THEN concat({lines.lit(f'<{element}>')}, {value},"
+                    f" {lines.lit(f'</{element}>')}) END"
+                )
+        parts.append(lines.Text("</item>"))
+        return LineSQL(lines.concat_line(list(v.values()), parts), values=values)
 
 
 CHANNEL = GoogleChannel

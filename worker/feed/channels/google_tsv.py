@@ -27,7 +27,7 @@ class GoogleTsvChannel(Channel):
         return "\t".join(v if isinstance(v, str) else ",".join(v) for v in values) + "\n"
 
     def line_sql(self) -> LineSQL:
-        values, v = lines.as_values(google_sql_values(self.name), "g_")
+        values, v = lines.as_values(google_sql_values(self.name), f"{self.name}_")
         v["additional_image_link"] = f"replace({v['additional_image_link']}, chr(31), ',')"
         return LineSQL(lines.joined([v[name] for name in FIELDS], "\t"), values=values)
 

@@ -100,7 +100,7 @@ class MetaChannel(Channel):
 
     def line_sql(self) -> LineSQL:
         brand = lines.optional_within("c.brand_c", 100)
-        gtin = lines.gtin("c.gtin_c")
+        gtin = "c.gtin_v"
         mpn = ("CASE WHEN char_length(coalesce(c.mpn_c, '')) > 100 THEN ''"
                " ELSE coalesce(c.mpn_c, '') END")
         group = (
@@ -115,7 +115,7 @@ class MetaChannel(Channel):
             lines.product_id(100), lines.within("c.title_c", 200),
             lines.within("c.description_c", 9999), availability, "c.condition",
             f"({lines.positive_price()}) || ' ' || c.currency", lines.sale_price(),
-            lines.url("c.link"), lines.url(f"({lines.image(self.name)})"),
+            "c.link_u", lines.image_link(self.name),
             f"replace({lines.extra_images(self.name)}, chr(31), ',')",
             # Meta rejects a row without any of brand, gtin, mpn: Python's then.
             f"CASE WHEN ({brand}) = '' AND ({gtin}) = '' AND ({mpn}) = '' THEN NULL"
@@ -123,7 +123,7 @@ class MetaChannel(Channel):
             gtin, mpn, group, lines.optional_within("c.product_type_c", 750),
             "coalesce(c.google_product_category_c, '')",
         ]
-        columns, v = lines.as_values(dict(zip(FIELDS, values, strict=True)), "m_")
+        columns, v = lines.as_values(dict(zip(FIELDS, values, strict=True)), f"{self.name}_")
         line = lines.joined(list(v.values()), "\x1f")
         # csv_row: every field quoted, '"' doubled.
         quoted = f"'\"' || replace(replace({line}, '\"', '\"\"'), chr(31), '\",\"') || '\"'"

@@ -113,8 +113,7 @@ def naver_sql_values(channel: str) -> list[str]:
     values[TITLE] = lines.within("c.title_c", 100)
     # Another currency than KRW, a zero price, no or a wild shipping: Python rejects the row.
     price = f"CASE WHEN c.currency = 'KRW' THEN {lines.positive_price()} END"
-    lower = ("c.sale_price <> '' AND c.sale_price::numeric > 0"
-             " AND c.sale_price::numeric < c.price::numeric")
+    lower = "c.sale_lower"
     values[PRICE_PC] = f"CASE WHEN {lower} THEN c.sale_price || left({price}, 0) ELSE {price} END"
     values[NORMAL_PRICE] = f"CASE WHEN {lower} THEN c.price ELSE '' END"
     values[SHIPPING] = (
@@ -124,9 +123,9 @@ def naver_sql_values(channel: str) -> list[str]:
     for i in range(4):
         values[CATEGORY1 + i] = f"coalesce(c.categories[{i + 1}], '')"
     values[CATEGORY1] = "c.categories[1]"
-    values[LINK] = lines.url("c.link")
-    values[MOBILE_LINK] = lines.optional_url("c.mobile_link")
-    values[IMAGE_LINK] = lines.url(f"({lines.image(channel)})")
+    values[LINK] = "c.link_u"
+    values[MOBILE_LINK] = "c.mobile_link_u"
+    values[IMAGE_LINK] = lines.image_link(channel)
     # "|" separates the list: an URL holding one is encoded, as the comma is.
     values[ADD_IMAGE_LINK] = (
         f"replace(replace({lines.extra_images(channel)}, '|', '%7C'),"
@@ -136,7 +135,7 @@ def naver_sql_values(channel: str) -> list[str]:
     values[CONDITION_AT] = "CASE c.condition " + " ".join(
         f"WHEN {lines.lit(k)} THEN {lines.lit(v)}" for k, v in CONDITION.items()
     ) + " END"
-    values[BARCODE] = lines.gtin("c.gtin_c")
+    values[BARCODE] = "c.gtin_v"
     values[MODEL_NUMBER] = lines.optional_within("c.mpn_c", 60)
     values[BRAND] = lines.optional_within("c.brand_c", 60)
     return values
@@ -146,15 +145,21 @@ def naver_sql_columns(channel: str) -> tuple[tuple[str, ...], list[str]]:
     """``naver_sql_values`` as LineSQL.values, and the line's 49 references to them."""
     exprs = naver_sql_values(channel)
     named = {str(i): e for i, e in enumerate(exprs) if e != "''"}
-    values, refs = lines.as_values(named, "n_")
+    values, refs = lines.as_values(named, f"{channel}_")
     return values, [refs.get(str(i), "''") for i in range(len(exprs))]
 
 
-# product_type's categories as naver_values splits them: on ">", trimmed, empty ones dropped.
+# product_type's categories as naver_values splits them: on ">", trimmed, empty ones dropped. A plain
+# product_type (single spaces, none at the ends) with no empty category: the spaces next to each ">"
+# removed, one split; any other, one category at a time.
+_PT = "m.product_type"
 CATEGORIES_SQL = (
-    "(SELECT array_agg(btrim(s, ' ') ORDER BY o) FROM unnest(string_to_array("
-    + lines.clean("m.product_type")
-    + ", '>')) WITH ORDINALITY AS a(s, o) WHERE btrim(s, ' ') <> '') AS categories"
+    f"CASE WHEN m.plain AND {_PT} <> '' AND NOT starts_with({_PT}, '>') AND {_PT} NOT LIKE '%>'"
+    f" AND strpos({_PT}, '>>') = 0 AND strpos({_PT}, '> >') = 0"
+    f" THEN string_to_array(replace(replace({_PT}, ' >', '>'), '> ', '>'), '>')"
+    " ELSE (SELECT array_agg(btrim(s, ' ') ORDER BY o) FROM unnest(string_to_array("
+    + lines.clean(_PT)
+    + ", '>')) WITH ORDINALITY AS a(s, o) WHERE btrim(s, ' ') <> '') END AS categories"
 )
 
 
