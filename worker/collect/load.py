@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Dumper
 
 from worker.collect.validate import ROW_COLUMNS
 from worker.common.accounting import RejectRecorder
@@ -53,19 +54,23 @@ def _hash(table: str) -> sql.Composable:
     return sql.SQL("int8send(hash_record_extended(ROW({}), 0))").format(_ids(_CONTENT, table))
 
 
-_IMAGES_AT = STAGING_COLUMNS.index("additional_image_links")
-
-
 def array_literal(items: list[str]) -> str:
     """A text[] literal, every element quoted: the COPY's text for the column.
 
-    psycopg's list dumper is Python and cost ~10 µs per product with two image URLs; with this
-    string COPY writes ~60 % faster. Quoted elements keep commas, braces, spaces and the word
-    NULL as text; only backslash and double quote need escaping (COPY's own escaping follows).
+    Quoted elements keep commas, braces, spaces and the word NULL as text; only backslash and
+    double quote need escaping (COPY's own escaping follows).
     """
     return "{" + ",".join(
         '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items
     ) + "}"
+
+
+class _TextArrayDumper(Dumper):
+    """The staging COPY's dumper for lists (the image URLs): psycopg's own list dumper is Python
+    and costs ~10 µs per product with two URLs; this one writes the same literal ~60 % faster."""
+
+    def dump(self, obj: list[str]) -> bytes:
+        return array_literal(obj).encode()
 
 
 def create_staging(conn: psycopg.Connection) -> None:
@@ -86,13 +91,13 @@ def stage(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> int:
     query = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(STAGING), _ids(STAGING_COLUMNS)
     )
-    at = _IMAGES_AT
-    with conn.cursor() as cur, cur.copy(query) as copy:
-        write = copy.write_row
-        for row in rows:
-            images = row[at]
-            write((*row[:at], array_literal(images), *row[at + 1:]) if images else row)
-            count += 1
+    with conn.cursor() as cur:
+        cur.adapters.register_dumper(list, _TextArrayDumper)
+        with cur.copy(query) as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+                count += 1
     # Only product_id: the delta joins on it. Sampling every column (descriptions, jsonb) cost
     # ~1.3 s per 100k products, ~9 % of a first load.
     conn.execute(sql.SQL("ANALYZE {} (product_id)").format(sql.Identifier(STAGING)))
