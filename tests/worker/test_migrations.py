@@ -98,3 +98,22 @@ def test_shop_lock_makes_a_second_attempt_wait_then_give_up(database_url):
                 pass
         with db.shop_lock(second, "s1", "collect", timeout_s=0.2):
             pass
+
+
+@pytest.mark.parametrize(("version", "shown"), [(130011, "13.11"), (90624, "9.6.24")])
+def test_a_server_older_than_14_is_refused_with_its_version(version: int, shown: str) -> None:
+    with pytest.raises(FatalError, match=rf"PostgreSQL {shown}; catalog-batch needs PostgreSQL 14"):
+        db.require_server_version(version)
+    db.require_server_version(140000)  # 14.0 itself is enough
+
+
+def test_migrate_checks_the_server_version_before_applying_anything(
+    empty_database, monkeypatch
+) -> None:
+    with psycopg.connect(empty_database) as c:
+        version = c.info.server_version
+    monkeypatch.setattr(db, "MIN_SERVER_VERSION", version + 1)
+    with pytest.raises(FatalError, match="needs PostgreSQL 14 or newer"):
+        db.migrate(empty_database)
+    with psycopg.connect(empty_database) as c:
+        assert c.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)

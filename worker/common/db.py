@@ -90,10 +90,27 @@ def applied_versions(conn: psycopg.Connection) -> dict[int, str]:
     return {int(v): str(c) for v, c in rows}
 
 
+# hash_record_extended (collect's content hash, migration 0006) came with PostgreSQL 14.
+MIN_SERVER_VERSION = 140000
+
+
+def require_server_version(version: int) -> None:
+    """Refuse a server older than MIN_SERVER_VERSION (libpq's number: 150018 is 15.18), exit 65."""
+    if version >= MIN_SERVER_VERSION:
+        return
+    shown = (f"{version // 10000}.{version % 10000}" if version >= 100000
+             else f"{version // 10000}.{version // 100 % 100}.{version % 100}")
+    raise FatalError(
+        f"the database runs PostgreSQL {shown}; catalog-batch needs PostgreSQL 14 or newer "
+        "(collect hashes rows with hash_record_extended): upgrade the server"
+    )
+
+
 def migrate(database_url: str) -> list[Migration]:
     """Apply the migrations this database lacks; return those this call applied."""
     applied_now: list[Migration] = []
     with connect(database_url, autocommit=True) as conn:
+        require_server_version(conn.info.server_version)
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
             _ensure_table(conn)
