@@ -65,6 +65,12 @@ def child_ijson(path: str, item_path: str) -> dict[str, Any]:
             "rows": rows, "peak_rss_mb": _peak_rss_mb()}
 
 
+def _peer_row(p: dict[str, Any]) -> tuple[Any, ...]:
+    """The few columns the peers (plain stream, naive) load, read straight from a product."""
+    return (p["sku"], f"{p['brand']} {p['name']}", p["desc"], p["url"], p["price"]["amount"],
+            json.dumps(p.get("options"), ensure_ascii=False))
+
+
 def child_plain(database_url: str, path: str, item_path: str) -> dict[str, Any]:
     """The floor of any one-thread Python collect: ijson's items straight into ``copy.write_row``
     of a temporary table (no WAL, no index) — no mapping, validation, rejects, hash or delta. The
@@ -81,8 +87,7 @@ def child_plain(database_url: str, path: str, item_path: str) -> dict[str, Any]:
         with conn.cursor() as cur, cur.copy("COPY bench_plain FROM STDIN") as copy:
             write = copy.write_row
             for _, p in json_format.records(handle, {"item_path": item_path}, path):
-                write((p["sku"], f"{p['brand']} {p['name']}", p["desc"], p["url"],
-                       p["price"]["amount"], json.dumps(p.get("options"), ensure_ascii=False)))
+                write(_peer_row(p))
                 rows += 1
     return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
             "rows": rows, "peak_rss_mb": _peak_rss_mb()}
@@ -95,11 +100,7 @@ def child_naive(database_url: str, path: str) -> dict[str, Any]:
     started, cpu = time.perf_counter(), time.process_time()
     with open(path, encoding="utf-8") as handle:
         document = json.load(handle)
-    rows = [
-        (p["sku"], f"{p['brand']} {p['name']}", p["desc"], p["url"], p["price"]["amount"],
-         json.dumps(p.get("options"), ensure_ascii=False))
-        for p in document["products"]
-    ]
+    rows = [_peer_row(p) for p in document["products"]]
     with psycopg.connect(database_url) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_naive")
         conn.execute("CREATE TABLE bench_naive (product_id text PRIMARY KEY, title text, "
