@@ -152,7 +152,8 @@ def measure(database_url: str, size_mb: int, workdir: Path, naive: bool) -> dict
     import psycopg
 
     from bench import catalog_gen
-    from worker.common.shops import parse_shop, upsert_shops
+    from submitter.shopfile import parse_shop
+    from worker.common.shops import upsert_shops
 
     count = size_mb * 1_000_000 // BYTES_PER_PRODUCT
     path = workdir / f"catalog-{size_mb}mb.json"

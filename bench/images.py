@@ -230,14 +230,15 @@ def revalidation_task_rate(count: int) -> dict[str, Any]:
     import structlog
     from PIL import Image
 
+    from submitter.shopfile import parse_shop
     from tests import fixtures_db
     from worker.common.accounting import RejectSink
     from worker.common.db import migrate
     from worker.common.settings import Settings
-    from worker.common.shops import parse_shop, upsert_shops
+    from worker.common.shops import upsert_shops
+    from worker.common.task import TaskContext
     from worker.images import task
     from worker.images.pipeline import ImagesConfig
-    from worker.router import TaskContext
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     out = io.BytesIO()

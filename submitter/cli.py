@@ -28,13 +28,14 @@ from submitter.local import (
     shop_names,
 )
 from submitter.plan import Plan, plan_retry, plan_run
+from submitter.shopfile import read_shop_file
 from submitter.status import format_status, run_status, shop_rows
 from submitter.submit import submit_plan
 from worker.common import db
 from worker.common.errors import EXIT_DATAERR, EXIT_OK, CatalogError, ConfigError, exit_code_for
 from worker.common.logging import configure
 from worker.common.settings import Settings
-from worker.common.shops import list_shops, read_shop_file, upsert_shops
+from worker.common.shops import list_shops, upsert_shops
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 

@@ -37,9 +37,10 @@ from submitter.local import (
     shop_names,
 )
 from submitter.plan import plan_run
+from submitter.shopfile import read_shop_file
 from worker.common import db
 from worker.common.errors import ConfigError
-from worker.common.shops import read_shop_file, upsert_shops
+from worker.common.shops import upsert_shops
 
 BROKEN_SHOP = "broken-export"
 PLACEHOLDER = "{{BASE}}"

@@ -6,7 +6,8 @@ from typing import Any
 
 import psycopg
 
-from worker.common.shops import Shop, parse_shop, upsert_shops
+from submitter.shopfile import parse_shop
+from worker.common.shops import Shop, upsert_shops
 
 
 def make_shop(conn: psycopg.Connection, **overrides: Any) -> Shop:

@@ -7,7 +7,6 @@ import importlib
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -22,34 +21,10 @@ from worker.common.errors import (
 )
 from worker.common.logging import bind_context, configure, get_logger
 from worker.common.settings import TASKS, Settings
-from worker.common.shops import Shop, require_shop
+from worker.common.shops import require_shop
+from worker.common.task import TaskContext, TaskResult
 
 USAGE = "usage: python -m worker TASK   (TASK is one of: " + ", ".join(TASKS) + ")"
-
-
-@dataclass
-class TaskResult:
-    """What a task reports; the router turns it into the task row and the summary event."""
-
-    rows_in: int = 0
-    rows_out: int = 0
-    rows_rejected: int = 0
-    bytes: int = 0
-    counts: dict[str, Any] = field(default_factory=dict)
-    note: str | None = None
-
-
-@dataclass
-class TaskContext:
-    settings: Settings
-    conn: psycopg.Connection
-    shop: Shop
-    run_id: str | None
-    task_run_id: int
-    rejects: accounting.RejectSink
-    log: Any
-    task: str = ""
-    array_index: int = 0
 
 
 def resolve_shop_id(settings: Settings, conn: psycopg.Connection) -> tuple[str, str]:

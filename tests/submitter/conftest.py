@@ -93,3 +93,13 @@ def add_shops(conn: psycopg.Connection, count: int, *, prefix: str = "shop", act
             copy.write_row((f"{prefix}{i:05d}", f"Shop {i}", "file:///dev/null", "jsonl", "KRW",
                             ["google"], active))
     conn.commit()
+
+
+def record_task(conn: psycopg.Connection, run_id: str, shop_id: str, task: str, status: str,
+                *, exit_code: int | None = None) -> None:
+    conn.execute(
+        "INSERT INTO task_runs (run_id, shop_id, task, status, exit_code, finished_at) "
+        "VALUES (%s, %s, %s, %s, %s, clock_timestamp())",
+        (run_id, shop_id, task, status, exit_code),
+    )
+    conn.commit()

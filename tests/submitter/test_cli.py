@@ -14,8 +14,7 @@ import structlog
 
 from submitter.cli import main
 from submitter.status import run_status
-from tests.submitter.conftest import BatchEnv, add_shops
-from tests.submitter.test_plan_db import record_task
+from tests.submitter.conftest import BatchEnv, add_shops, record_task
 
 FAKE = Path(__file__).with_name("fake_worker.py")
 

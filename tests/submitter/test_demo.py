@@ -17,7 +17,7 @@ import pytest
 
 from submitter.config import SubmitterConfig
 from submitter.demo import BROKEN_SHOP, render_samples, run_demo
-from worker.common.shops import read_shop_file
+from submitter.shopfile import read_shop_file
 
 SAMPLES = ("seoul-fashion", "busan-market", "daegu-books", "pangyo-tech", BROKEN_SHOP)
 

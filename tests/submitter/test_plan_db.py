@@ -10,7 +10,7 @@ import pytest
 
 from submitter.plan import load_plan, plan_retry, plan_run
 from tests.fixtures_shops import make_shop
-from tests.submitter.conftest import add_shops
+from tests.submitter.conftest import add_shops, record_task
 from worker.common.errors import ConfigError, FatalError
 
 NIGHT = dt.date(2026, 11, 29)
@@ -125,16 +125,6 @@ def test_large_nights_freeze_every_shop_once_and_chunks_resolve_to_them(
         assert shop is not None
     assert max(int(dict(j.environment)["SHOP_INDEX_OFFSET"]) + (j.array_size or 1)
                for j in plan.jobs) == count
-
-
-def record_task(conn: psycopg.Connection, run_id: str, shop_id: str, task: str, status: str,
-                *, exit_code: int | None = None) -> None:
-    conn.execute(
-        "INSERT INTO task_runs (run_id, shop_id, task, status, exit_code, finished_at) "
-        "VALUES (%s, %s, %s, %s, %s, clock_timestamp())",
-        (run_id, shop_id, task, status, exit_code),
-    )
-    conn.commit()
 
 
 def test_retry_takes_up_only_the_failed_shops_in_their_order(conn: psycopg.Connection) -> None:

@@ -33,7 +33,7 @@ from worker.common.accounting import RejectRecorder
 from worker.common.db import shop_lock
 from worker.common.errors import ConfigError, FatalError, RejectedRecord
 from worker.common.shops import Shop
-from worker.router import TaskContext, TaskResult
+from worker.common.task import TaskContext, TaskResult
 
 log = structlog.get_logger(__name__)
 EXCERPT = 200

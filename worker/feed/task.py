@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import psycopg
 import structlog
@@ -19,6 +19,7 @@ import structlog
 from worker.common.accounting import RejectRecorder
 from worker.common.errors import RejectedRecord
 from worker.common.stores import open_store
+from worker.common.task import TaskContext, TaskResult
 from worker.feed.channels import get_channel
 from worker.feed.channels.base import Channel, FeedProduct, normalise
 from worker.feed.lines import (
@@ -40,9 +41,6 @@ from worker.feed.stream import (
     last_data_as_of,
     stream_products,
 )
-
-if TYPE_CHECKING:
-    from worker.router import TaskContext, TaskResult
 
 log = structlog.get_logger(__name__)
 
@@ -265,8 +263,6 @@ def _pass(rows: Any, feeds: list[BuiltFeed], files: list[FeedFile], rejects: Rej
 
 def run(ctx: TaskContext) -> TaskResult:
     """Build and publish every channel the shop lists; the router records and logs the result."""
-    from worker.router import TaskResult
-
     shop = ctx.shop
     if not shop.channels:
         return TaskResult(note="the shop lists no channels: nothing to publish")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 
@@ -14,12 +14,10 @@ from worker.common import db
 from worker.common.errors import TransientError
 from worker.common.net import redact_url
 from worker.common.stores import open_store
+from worker.common.task import TaskContext, TaskResult
 from worker.images import state
 from worker.images.pipeline import Attempt, ImageHandler, ImageJob, ImagesConfig, bounded_map
 from worker.images.process import Outcome, ProcessOptions
-
-if TYPE_CHECKING:
-    from worker.router import TaskContext, TaskResult
 
 # Early stop: this many attempts in, this share failing transiently, and the rest is not tried.
 _EARLY_STOP_ATTEMPTS = 50
@@ -32,8 +30,6 @@ _PROGRESS_EVERY = 1000
 
 def run(ctx: TaskContext, *, config: ImagesConfig | None = None) -> TaskResult:
     """Process the shop's images; see docs/images.md."""
-    from worker.router import TaskResult
-
     settings, shop, conn, log = ctx.settings, ctx.shop, ctx.conn, ctx.log
     config = config or ImagesConfig.from_settings(settings)
     options = ProcessOptions.for_shop(

@@ -18,7 +18,7 @@ from worker.collect.task import run
 from worker.common import accounting
 from worker.common.settings import Settings
 from worker.common.shops import Shop, load_shop
-from worker.router import TaskContext, TaskResult
+from worker.common.task import TaskContext, TaskResult
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench import catalog_gen
+from submitter.shopfile import parse_shop
 from worker.collect.mapping import (
     CompiledMapping,
     ParseFailure,
@@ -19,7 +20,6 @@ from worker.collect.mapping import (
     parse_price,
 )
 from worker.common.errors import ConfigError
-from worker.common.shops import parse_shop
 
 
 def apply(mapping: dict[str, Any], record: dict[str, Any], currency: str = "KRW") -> Any:

@@ -14,7 +14,7 @@ import structlog
 from worker.common import accounting
 from worker.common.settings import Settings
 from worker.common.shops import Shop
-from worker.router import TaskContext
+from worker.common.task import TaskContext
 
 LAST_MODIFIED = "Sat, 28 Nov 2026 10:00:00 GMT"
 BIG = 40 * 1024 * 1024
