@@ -8,6 +8,7 @@ the shop it belongs to.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,14 @@ from worker.common.errors import ConfigError
 from worker.common.product import CURRENCY_DECIMALS
 from worker.common.shops import _SHARE_OPTIONS, DEFAULT_OPTIONS, FORMATS, SHOP_ID, Shop
 from worker.feed.channels import registry
+
+_COUNTRY = re.compile(r"[A-Z]{2}")
+# The country a shop ships to when its file names none: the one its currency belongs to, where that
+# is one country (a euro shop must say which).
+_COUNTRY_OF_CURRENCY = {
+    "KRW": "KR", "JPY": "JP", "USD": "US", "GBP": "GB", "CNY": "CN", "TWD": "TW", "HKD": "HK",
+    "SGD": "SG", "AUD": "AU", "CAD": "CA", "INR": "IN", "BRL": "BR", "VND": "VN", "THB": "TH",
+}
 
 
 def known_channels() -> tuple[str, ...]:
@@ -34,7 +43,7 @@ def parse_shop(raw: Mapping[str, Any], where: str) -> Shop:
     label = f"{where} (shop {shop_id!r})" if shop_id is not None else where
     known = {
         "id", "name", "source_url", "format", "currency", "channels", "format_options",
-        "mapping", "active", "options",
+        "mapping", "active", "options", "country",
     }
     for key in raw:
         if key not in known:
@@ -65,6 +74,9 @@ def parse_shop(raw: Mapping[str, Any], where: str) -> Shop:
     currency = raw.get("currency")
     if not isinstance(currency, str) or currency.upper() not in CURRENCY_DECIMALS:
         problems.append(f"currency {currency!r} is not a known ISO 4217 code (e.g. KRW, USD)")
+    country = raw.get("country", _COUNTRY_OF_CURRENCY.get(str(currency).upper()))
+    if country is not None and (not isinstance(country, str) or not _COUNTRY.fullmatch(country.upper())):
+        problems.append(f"country {country!r} is not an ISO 3166-1 alpha-2 code (e.g. KR, US)")
     channels: list[str] = raw.get("channels", [])
     if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
         problems.append("channels must be a list of channel names")
@@ -88,7 +100,9 @@ def parse_shop(raw: Mapping[str, Any], where: str) -> Shop:
             not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1
         ):
             problems.append(f"options.{key}={value!r} must be a share between 0 and 1")
-        elif key in ("image_square", "apparel", "feed_database_lines") and not isinstance(value, bool):
+        elif key in ("image_square", "apparel", "feed_database_lines", "description_from_title") and (
+            not isinstance(value, bool)
+        ):
             problems.append(f"options.{key}={value!r} must be true or false")
         elif key == "image_max_edge" and (
             not isinstance(value, int) or isinstance(value, bool) or not 100 <= value <= 8000
@@ -113,6 +127,7 @@ def parse_shop(raw: Mapping[str, Any], where: str) -> Shop:
         mapping=dict(raw.get("mapping", {})),
         active=bool(active),
         options=dict(options),
+        country=country.upper() if isinstance(country, str) else None,
     )
 
 

@@ -31,6 +31,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "image_max_edge": 1600,  # processed images fit within this edge
     # feed lines built by PostgreSQL (less worker CPU, much more database CPU: see docs/feed.md)
     "feed_database_lines": False,
+    # publish the title as the description where the shop gives none (Google requires one)
+    "description_from_title": False,
 }
 _SHARE_OPTIONS = ("max_reject_share", "max_shrink_share", "max_feed_drop_share")
 
@@ -49,6 +51,8 @@ class Shop:
     options: Mapping[str, Any] = field(default_factory=dict)
     source_etag: str | None = None
     source_last_modified: str | None = None
+    # ISO 3166-1 alpha-2: the country the shop ships to (Google g:shipping, Meta shipping)
+    country: str | None = None
 
     def option(self, name: str) -> Any:
         return self.options.get(name, DEFAULT_OPTIONS[name])
@@ -62,14 +66,14 @@ def upsert_shops(conn: psycopg.Connection, shops: Iterable[Shop]) -> int:
             conn.execute(
                 """
                 INSERT INTO shops (id, name, source_url, format, format_options, mapping,
-                                   channels, currency, active, options)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                   channels, currency, active, options, country)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 ON CONFLICT (id) DO UPDATE SET
                     name = EXCLUDED.name, source_url = EXCLUDED.source_url,
                     format = EXCLUDED.format, format_options = EXCLUDED.format_options,
                     mapping = EXCLUDED.mapping, channels = EXCLUDED.channels,
                     currency = EXCLUDED.currency, active = EXCLUDED.active,
-                    options = EXCLUDED.options, updated_at = now(),
+                    options = EXCLUDED.options, country = EXCLUDED.country, updated_at = now(),
                     -- a new source, or a new way of reading it, invalidates the conditional-GET
                     -- validators: a 304 must never skip re-mapping under a changed mapping
                     source_etag = CASE WHEN (shops.source_url, shops.format, shops.format_options,
@@ -92,6 +96,7 @@ def upsert_shops(conn: psycopg.Connection, shops: Iterable[Shop]) -> int:
                     shop.id, shop.name, shop.source_url, shop.format,
                     Jsonb(dict(shop.format_options)), Jsonb(dict(shop.mapping)),
                     list(shop.channels), shop.currency, shop.active, Jsonb(dict(shop.options)),
+                    shop.country,
                 ),
             )
             count += 1
@@ -112,6 +117,7 @@ def _row_to_shop(row: Mapping[str, Any]) -> Shop:
         options=row["options"],
         source_etag=row["source_etag"],
         source_last_modified=row["source_last_modified"],
+        country=row["country"],
     )
 
 
