@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import Any
 
+from worker.collect.values import attempt, parse_decimal, parse_integer, parse_price
 from worker.common.errors import ConfigError
 from worker.common.product import CURRENCY_DECIMALS, PRODUCT_FIELDS
 
@@ -45,78 +44,6 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {"product_id": ("id",)}
 Getter = Callable[[Mapping[str, Any]], Any]
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _SPACES = re.compile(r"\s+")
-
-
-# ---- prices ---------------------------------------------------------------------------------
-
-# Words, spaces and currency signs may surround the number ("KRW 3,700", "12,900원", "$15");
-# the number itself is digits with group and decimal separators.
-_PRICE = re.compile(r"^(\D*?)(\d(?:[\d.,'\s]*\d)?)(\D*)$")
-_GROUP_SPACES = re.compile(r"['\s]")
-_PLAIN = re.compile(r"^\d+(\.\d+)?$")
-
-
-def _around_ok(text: str) -> bool:
-    return all(c.isalpha() or c.isspace() or c == "." or unicodedata.category(c) == "Sc"
-               for c in text)
-
-
-def parse_price(value: Any, *, decimal_separator: str | None = None,
-                zero_decimal: bool = False) -> Decimal:
-    """A price as a Decimal: ``12,900원`` → 12900, ``1.234,56 €`` → 1234.56, ``15.00`` → 15.00.
-
-    Currency symbols, codes and words around the number are ignored; spaces and apostrophes
-    inside it group digits. With one kind of separator, a comma followed by exactly three digits
-    groups thousands; so does a dot in a zero-decimal currency (``zero_decimal``: KRW, JPY …).
-    ``decimal_separator`` settles the rest. Raises ``ValueError`` with the reason otherwise.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a price")
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} is not a price")
-        return value
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        # A float can only come from a caller outside the formats (which read Decimals); its
-        # shortest repr is the number the source wrote.
-        return parse_price(repr(value))
-    if not isinstance(value, str):
-        raise ValueError(f"a {type(value).__name__} is not a price")
-    match = _PRICE.match(value.strip())
-    if not match:
-        raise ValueError(f"{value!r} is not one number with an optional currency")
-    before, number, after = match.groups()
-    negative = before.rstrip().endswith("-")
-    if negative:
-        before = before.rstrip()[:-1]
-    if not _around_ok(before) or not _around_ok(after):
-        raise ValueError(f"{value!r} has more than a currency around the number")
-    digits = _GROUP_SPACES.sub("", number)
-    if decimal_separator is not None:
-        thousands = "." if decimal_separator == "," else ","
-        digits = digits.replace(thousands, "").replace(decimal_separator, ".")
-    else:
-        comma, dot = digits.rfind(","), digits.rfind(".")
-        if comma >= 0 and dot >= 0:
-            decimal_mark = "," if comma > dot else "."
-            other = "." if decimal_mark == "," else ","
-            digits = digits.replace(other, "").replace(decimal_mark, ".")
-        elif comma >= 0:
-            groups = digits.split(",")
-            if len(groups) == 2 and len(groups[1]) != 3:
-                digits = digits.replace(",", ".")
-            else:
-                digits = digits.replace(",", "")
-        elif dot >= 0:
-            groups = digits.split(".")
-            if len(groups) > 2 or (zero_decimal and len(groups[1]) == 3):
-                digits = digits.replace(".", "")
-    if not _PLAIN.match(digits):
-        raise ValueError(f"{value!r} is not a price this parser can read")
-    amount = Decimal(digits)
-    return -amount if negative else amount
 
 
 # ---- paths ----------------------------------------------------------------------------------
@@ -439,11 +366,12 @@ class CompiledMapping:
     def _parser(self, kind: str, separator: str | None) -> Callable[[Any], Any]:
         zero = self.zero_decimal
         if kind == "price":
-            return lambda v: _parsed(parse_price, v, separator, zero)
+            return lambda v: attempt(parse_price, v, decimal_separator=separator,
+                                     zero_decimal=zero)
         if kind == "decimal":
-            return lambda v: _parsed(parse_price, v, separator or ".", False)
+            return lambda v: attempt(parse_decimal, v, decimal_separator=separator)
         if kind == "integer":
-            return lambda v: _parsed(_integer, v, None, False)
+            return lambda v: attempt(parse_integer, v)
         return lambda v: v if isinstance(v, str) else str(v)
 
     def apply(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -461,32 +389,6 @@ class CompiledMapping:
         consumed = self.consumed
         extra = {k: v for k, v in record.items() if k not in consumed}
         return fields, extra
-
-
-class ParseFailure:
-    """A value a ``parse`` transform could not read; validation rejects the record with it."""
-
-    __slots__ = ("reason", "value")
-
-    def __init__(self, value: Any, reason: str) -> None:
-        self.value = value
-        self.reason = reason
-
-
-def _parsed(fn: Callable[..., Any], value: Any, separator: str | None, zero: bool) -> Any:
-    try:
-        if fn is parse_price:
-            return parse_price(value, decimal_separator=separator, zero_decimal=zero)
-        return fn(value)
-    except ValueError as exc:
-        return ParseFailure(value, str(exc))
-
-
-def _integer(value: Any) -> int:
-    amount = parse_price(value, decimal_separator=".")
-    if amount != amount.to_integral_value():
-        raise ValueError(f"{value!r} is not a whole number")
-    return int(amount)
 
 
 def _first_present(names: tuple[str, ...]) -> Getter:

@@ -12,21 +12,26 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from worker.collect.mapping import ParseFailure, parse_price
+from worker.collect.values import ParseFailure, parse_moment, parse_price
 from worker.common.errors import RejectedRecord
 from worker.common.product import (
+    AVAILABILITY,
+    CONDITION,
     CURRENCY_DECIMALS,
+    DEFAULT_AVAILABILITY,
+    DEFAULT_CONDITION,
     MAX_ADDITIONAL_IMAGES,
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,
     MAX_URL_LENGTH,
     PRODUCT_FIELDS,
+    REQUIRED_FIELDS,
 )
 
 MAX_EXTRA_CHARS = 1_000_000
@@ -36,20 +41,27 @@ EXCERPT = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
-AVAILABILITY_ALIASES: dict[str, str] = {
-    "in_stock": "in_stock", "instock": "in_stock", "available": "in_stock", "yes": "in_stock",
+
+def _aliases(values: tuple[str, ...], aliases: Mapping[str, str]) -> dict[str, str]:
+    """The vocabulary's own values, and the other spellings shops use for them."""
+    unknown = set(aliases.values()) - set(values)
+    if unknown:  # pragma: no cover - a programming error, caught at import
+        raise AssertionError(f"aliases of values the products table refuses: {unknown}")
+    return {**{v: v for v in values}, **aliases}
+
+
+AVAILABILITY_ALIASES: dict[str, str] = _aliases(AVAILABILITY, {
+    "instock": "in_stock", "available": "in_stock", "yes": "in_stock",
     "재고있음": "in_stock", "판매중": "in_stock",
-    "out_of_stock": "out_of_stock", "outofstock": "out_of_stock", "sold_out": "out_of_stock",
+    "outofstock": "out_of_stock", "sold_out": "out_of_stock",
     "soldout": "out_of_stock", "no": "out_of_stock", "품절": "out_of_stock",
-    "preorder": "preorder", "pre_order": "preorder", "예약판매": "preorder",
-    "backorder": "backorder", "back_order": "backorder", "available_for_order": "backorder",
-    "discontinued": "discontinued", "단종": "discontinued",
-}
-CONDITION_ALIASES: dict[str, str] = {
-    "new": "new", "신상품": "new", "새상품": "new",
-    "used": "used", "중고": "used",
-    "refurbished": "refurbished", "리퍼": "refurbished",
-}
+    "pre_order": "preorder", "예약판매": "preorder",
+    "back_order": "backorder", "available_for_order": "backorder",
+    "단종": "discontinued",
+})
+CONDITION_ALIASES: dict[str, str] = _aliases(CONDITION, {
+    "신상품": "new", "새상품": "new", "중고": "used", "리퍼": "refurbished",
+})
 _TEXT_LIMITS: dict[str, int] = {
     "product_id": MAX_ID_LENGTH,
     "title": MAX_TEXT_LENGTH,
@@ -184,18 +196,19 @@ def _choice(field: str, value: Any, aliases: Mapping[str, str], default: str) ->
     return found
 
 
-def _date(value: Any) -> datetime | None:
+def _date(field: str, value: Any) -> datetime | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise reject(f"availability_date is a {_kind(value)}, expected an ISO 8601 date",
-                     "availability_date", value)
+    if isinstance(value, ParseFailure):
+        raise reject(f"{field} cannot be read: {value.reason}", field, value.value)
+    if isinstance(value, dict) and isinstance(value.get("#text"), str):
+        value = value["#text"]
+    if isinstance(value, str) and not value.strip():
+        return None
     try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise reject(f"availability_date {value[:40]!r} is not an ISO 8601 date",
-                     "availability_date", value) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_moment(value)
+    except ValueError as exc:
+        raise reject(f"{field} cannot be read: {exc}", field, value) from None
 
 
 def _images(value: Any) -> list[str]:
@@ -253,11 +266,8 @@ def normalise(
     title = _text("title", get("title"), MAX_TEXT_LENGTH)
     link = _url("link", get("link"))
     raw_price = get("price")
-    missing = [
-        name for name, value in (
-            ("product_id", product_id), ("title", title), ("link", link), ("price", raw_price))
-        if value is None or value == ""
-    ]
+    present = {"product_id": product_id, "title": title, "link": link, "price": raw_price}
+    missing = [name for name in REQUIRED_FIELDS if present[name] is None or present[name] == ""]
     if missing:
         raise RejectedRecord(
             f"missing required field{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
@@ -284,7 +294,7 @@ def normalise(
     value = get("shipping_cost")
     shipping = None if value is None or value == "" else _shipping(value)
     value = get("availability_date")
-    available_on = None if value is None else _date(value)
+    available_on = None if value is None else _date("availability_date", value)
     value = get("additional_image_links")
     images = [] if value is None else _images(value)
     return (
@@ -300,9 +310,10 @@ def normalise(
         price,
         sale_price,
         code,
-        _choice("availability", get("availability"), AVAILABILITY_ALIASES, "in_stock"),
+        _choice("availability", get("availability"), AVAILABILITY_ALIASES,
+                DEFAULT_AVAILABILITY),
         available_on,
-        _choice("condition", get("condition"), CONDITION_ALIASES, "new"),
+        _choice("condition", get("condition"), CONDITION_ALIASES, DEFAULT_CONDITION),
         _text("brand", value, MAX_TEXT_LENGTH) if (value := get("brand")) is not None else None,
         _text("gtin", value, MAX_ID_LENGTH) if (value := get("gtin")) is not None else None,
         _text("mpn", value, MAX_ID_LENGTH) if (value := get("mpn")) is not None else None,

@@ -34,8 +34,12 @@ PRODUCT_FIELDS: Final = (
 )
 REQUIRED_FIELDS: Final = ("product_id", "title", "link", "price")
 
+# The values ``products.availability`` and ``products.condition`` allow (migration 0001's CHECKs),
+# and what a product without one gets.
 AVAILABILITY: Final = ("in_stock", "out_of_stock", "preorder", "backorder", "discontinued")
 CONDITION: Final = ("new", "refurbished", "used")
+DEFAULT_AVAILABILITY: Final = "in_stock"
+DEFAULT_CONDITION: Final = "new"
 
 # Storage limits (the channels' own limits are the channels' rules, not these).
 MAX_ID_LENGTH: Final = 256

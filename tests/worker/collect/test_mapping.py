@@ -13,12 +13,11 @@ from bench import catalog_gen
 from submitter.shopfile import parse_shop
 from worker.collect.mapping import (
     CompiledMapping,
-    ParseFailure,
     column_problems,
     compile_mapping,
     mapping_problems,
-    parse_price,
 )
+from worker.collect.values import ParseFailure, parse_price
 from worker.common.errors import ConfigError
 
 

@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from worker.collect import validate
 from worker.collect.mapping import CompiledMapping
 from worker.collect.validate import ROW_COLUMNS, extra_json, normalise
+from worker.common import product
 from worker.common.errors import RejectedRecord
 
 BASE = {"product_id": "P1", "title": "Shirt", "link": "https://shop.example/p/1", "price": "15.00"}
@@ -159,3 +161,17 @@ def test_any_record_is_a_row_or_a_rejected_record(record: dict[str, Any]) -> Non
     assert out["price"] >= 0 and len(out["currency"]) == 3 and out["currency"].isupper()
     assert "\x00" not in json.dumps(out, default=str)
     json.loads(out["extra"])
+
+
+def test_the_vocabulary_is_the_products_one() -> None:
+    # validate spells no availability or condition of its own: every alias lands on a value the
+    # products table's CHECK allows, and every such value is accepted as written.
+    assert set(validate.AVAILABILITY_ALIASES.values()) == set(product.AVAILABILITY)
+    assert set(validate.CONDITION_ALIASES.values()) == set(product.CONDITION)
+    for value in product.AVAILABILITY:
+        assert row(availability=value)["availability"] == value
+    for value in product.CONDITION:
+        assert row(condition=value)["condition"] == value
+    assert row()["availability"] == product.DEFAULT_AVAILABILITY
+    assert row()["condition"] == product.DEFAULT_CONDITION
+    assert (*product.PRODUCT_FIELDS, "extra") == validate.ROW_COLUMNS
