@@ -50,7 +50,8 @@ def _ids(names: Iterable[str], table: str | None = None) -> sql.Composable:
 
 
 def _hash(table: str) -> sql.Composable:
-    # Migration 0006 re-hashed the stored products with this same expression: keep them in step.
+    # Migrations 0006 and 0010 re-hashed the stored products with this same expression (the
+    # content columns in PRODUCT_FIELDS order, then extra): keep them in step.
     return sql.SQL("int8send(hash_record_extended(ROW({}), 0))").format(_ids(_CONTENT, table))
 
 

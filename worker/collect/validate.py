@@ -27,15 +27,17 @@ from worker.common.product import (
     DEFAULT_AVAILABILITY,
     DEFAULT_CONDITION,
     MAX_ADDITIONAL_IMAGES,
+    MAX_ATTRIBUTE_LENGTH,
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,
     MAX_URL_LENGTH,
+    PRICE_LIMIT,
     PRODUCT_FIELDS,
     REQUIRED_FIELDS,
+    VARIANT_ATTRIBUTES,
 )
 
 MAX_EXTRA_CHARS = 1_000_000
-MAX_PRICE = Decimal("1e16")  # numeric(20, 4)
 EXCERPT = 200
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -148,7 +150,7 @@ def _url(field: str, value: Any) -> str | None:
 
 
 def _price(field: str, value: Any, zero_decimal: bool) -> Decimal | None:
-    if value.__class__ is Decimal and value >= 0 and value < MAX_PRICE:
+    if value.__class__ is Decimal and value >= 0 and value < PRICE_LIMIT:
         return value  # type: ignore[no-any-return]
     if value is None or value == "":
         return None
@@ -164,9 +166,9 @@ def _price(field: str, value: Any, zero_decimal: bool) -> Decimal | None:
         raise reject(f"{field} cannot be read: {exc}", field, value) from None
     if amount < 0:
         raise reject(f"{field} {amount} is negative", field, value)
-    if amount >= MAX_PRICE:
-        raise reject(f"{field} {amount} is too large (at most 16 digits before the point)",
-                     field, value)
+    if amount >= PRICE_LIMIT:
+        raise reject(f"{field} {amount} is too large (at most 9999999999999999.9999: 16 digits "
+                     "before the point)", field, value)
     return amount
 
 
@@ -292,7 +294,7 @@ def normalise(
     value = get("sale_price")
     sale_price = None if value is None else _price("sale_price", value, zero)
     value = get("shipping_cost")
-    shipping = None if value is None or value == "" else _shipping(value)
+    shipping = None if value is None or value == "" else _shipping(value, zero)
     value = get("availability_date")
     available_on = None if value is None else _date("availability_date", value)
     value = get("additional_image_links")
@@ -326,20 +328,46 @@ def normalise(
         _text("naver_category", value, MAX_TEXT_LENGTH)
         if (value := get("naver_category")) is not None else None,
         shipping,
+        *[None if (value := get(name)) is None else _text(name, value, MAX_ATTRIBUTE_LENGTH)
+          for name in VARIANT_ATTRIBUTES],
+        *_window(fields),
         extra_text,
     )
 
 
-def _shipping(value: Any) -> Decimal:
+def _shipping(value: Any, zero_decimal: bool) -> Decimal:
+    # Negative costs pass: Naver's EP writes "payment on delivery" as -1.
     if isinstance(value, ParseFailure):
         raise reject(f"shipping_cost cannot be read: {value.reason}",
                      "shipping_cost", value.value)
+    if isinstance(value, dict) and "#text" in value:
+        value = value["#text"]
+    if isinstance(value, dict | list):
+        raise reject(f"shipping_cost is a {_kind(value)}, expected a number", "shipping_cost",
+                     value)
     try:
-        if isinstance(value, str) and value.strip().startswith("-"):
-            return -parse_price(value.strip()[1:])
-        return parse_price(value)
+        amount = parse_price(value, zero_decimal=zero_decimal)
     except ValueError as exc:
         raise reject(f"shipping_cost cannot be read: {exc}", "shipping_cost", value) from None
+    if abs(amount) >= PRICE_LIMIT:
+        raise reject(f"shipping_cost {amount} is too large (at most 9999999999999999.9999: 16 "
+                     "digits before the point)", "shipping_cost", value)
+    return amount
+
+
+def _window(fields: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """The sale price's window, each end ISO 8601; an end not after the start is refused."""
+    value = fields.get("sale_price_start")
+    start = None if value is None else _date("sale_price_start", value)
+    value = fields.get("sale_price_end")
+    end = None if value is None else _date("sale_price_end", value)
+    if start is not None and end is not None and end <= start:
+        raise reject(
+            f"sale_price_end {end.isoformat()} is not after sale_price_start "
+            f"{start.isoformat()}: a sale must end after it starts", "sale_price_end",
+            fields.get("sale_price_end"),
+        )
+    return start, end
 
 
 ROW_COLUMNS = (*PRODUCT_FIELDS, "extra")

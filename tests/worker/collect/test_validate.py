@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -175,3 +175,65 @@ def test_the_vocabulary_is_the_products_one() -> None:
     assert row()["availability"] == product.DEFAULT_AVAILABILITY
     assert row()["condition"] == product.DEFAULT_CONDITION
     assert (*product.PRODUCT_FIELDS, "extra") == validate.ROW_COLUMNS
+
+
+# ---- the variant attributes and the sale window (issue 12) -----------------------------------
+
+
+def test_variant_attributes_are_stored_trimmed_as_text() -> None:
+    out = row(color=" 네이비 ", size=" 95 ", gender="female", age_group="adult", material=" 면 ",
+              pattern="스트라이프", size_system="KR", size_type="regular", item_group_id=" G1 ")
+    assert {f: out[f] for f in product.VARIANT_ATTRIBUTES} == {
+        "color": "네이비", "size": "95", "gender": "female", "age_group": "adult",
+        "material": "면", "pattern": "스트라이프", "size_system": "KR", "size_type": "regular"}
+    assert out["item_group_id"] == "G1"
+    assert row(size=250)["size"] == "250" and row(color="  ")["color"] is None
+
+
+@pytest.mark.parametrize("field", product.VARIANT_ATTRIBUTES)
+def test_variant_attribute_length_limit(field: str) -> None:
+    limit = product.MAX_ATTRIBUTE_LENGTH
+    assert row(**{field: "x" * limit})[field] == "x" * limit
+    error = rejected(**{field: "x" * (limit + 1)})
+    assert error.field == field
+    assert error.reason == f"{field} is {limit + 1} characters long, more than the {limit} allowed"
+    assert rejected(**{field: {"a": 1}}).reason == f"{field} is a object, expected text"
+
+
+def test_the_sale_window_is_iso_8601_and_utc_when_it_has_no_offset() -> None:
+    out = row(sale_price="10", sale_price_start="2026-11-01", sale_price_end="2026-11-30T23:59:59+09:00")
+    assert out["sale_price_start"] == datetime(2026, 11, 1, tzinfo=UTC)
+    assert out["sale_price_end"] == datetime(2026, 11, 30, 14, 59, 59, tzinfo=UTC)
+    out = row(sale_price_start="2026-11-01T00:00:00Z", sale_price_end="")
+    assert out["sale_price_start"] == datetime(2026, 11, 1, tzinfo=UTC)
+    assert out["sale_price_end"] is None
+
+
+@pytest.mark.parametrize("field", ["sale_price_start", "sale_price_end", "availability_date"])
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("next week", "'next week' is not an ISO 8601 date"),
+     ("2026-13-01", "'2026-13-01' is not an ISO 8601 date"),
+     (20261101, "int 20261101 is not an ISO 8601 date"),
+     (True, "bool True is not an ISO 8601 date"),
+     (["2026-11-01"], "list ['2026-11-01'] is not an ISO 8601 date")],
+)
+def test_a_bad_date_rejects_the_record_naming_its_field(field: str, value: Any, reason: str) -> None:
+    error = rejected(**{field: value})
+    assert error.field == field and error.reason == f"{field} cannot be read: {reason}"
+
+
+def test_a_sale_must_end_after_it_starts() -> None:
+    start = "2026-11-01T00:00:00+00:00"
+    error = rejected(sale_price_start=start, sale_price_end="2026-10-31T23:59:59+00:00")
+    assert error.field == "sale_price_end"
+    assert error.reason == ("sale_price_end 2026-10-31T23:59:59+00:00 is not after "
+                            "sale_price_start 2026-11-01T00:00:00+00:00: a sale must end after "
+                            "it starts")
+    # At the limit: the same moment written in another zone is no window either.
+    assert rejected(sale_price_start=start, sale_price_end="2026-11-01T09:00:00+09:00").field == (
+        "sale_price_end")
+    out = row(sale_price_start=start, sale_price_end="2026-11-01T00:00:01+00:00")
+    assert out["sale_price_end"] - out["sale_price_start"] == timedelta(seconds=1)
+    # One end alone is a window open on the other side.
+    assert row(sale_price_end="2026-10-31")["sale_price_end"] == datetime(2026, 10, 31, tzinfo=UTC)
