@@ -170,6 +170,20 @@ MAPPINGS: dict[str, dict[str, Any]] = {
     },
 }
 MAPPINGS["jsonl"] = MAPPINGS["json"]
+# The same shops with their options expanded: one product per option (colour/size), the record's
+# id as item_group_id; the option's price is the record's plus its difference, its availability
+# from its stock.
+_VARIANTS = {"path": "options", "id": "{product_id}-{option.code}", "price_delta": "add_price",
+             "stock": "stock", "fields": {"color": "color", "size": "size"}}
+VARIANT_MAPPINGS: dict[str, dict[str, Any]] = {
+    "json": {**MAPPINGS["json"], "variants": _VARIANTS},
+    "jsonl": {**MAPPINGS["jsonl"], "variants": _VARIANTS},
+    "csv": {**MAPPINGS["csv"], "variants": _VARIANTS},  # the cell holds the list as JSON
+    "xml": {**MAPPINGS["xml"], "variants": {
+        "path": "options.option", "id": "{product_id}-{option.@code}",
+        "price_delta": "@add_price", "stock": "@stock",
+        "fields": {"color": "@color", "size": "@size"}}},
+}
 FORMAT_OPTIONS: dict[str, dict[str, Any]] = {
     "json": {"item_path": "products.item"},
     "jsonl": {},

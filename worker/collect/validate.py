@@ -177,6 +177,8 @@ def _choice(field: str, value: Any, aliases: Mapping[str, str], default: str) ->
         return default
     if value.__class__ is str and value in aliases:
         return aliases[value]
+    if isinstance(value, ParseFailure):
+        raise reject(f"{field} cannot be read: {value.reason}", field, value.value)
     if field == "availability":
         if isinstance(value, bool):
             return "in_stock" if value else "out_of_stock"
@@ -260,9 +262,12 @@ def extra_json(extra: Mapping[str, Any]) -> str:
 
 
 def normalise(
-    pos: int, fields: Mapping[str, Any], extra: Mapping[str, Any], *, currency: str
+    pos: int, fields: Mapping[str, Any], extra: Mapping[str, Any], *, currency: str,
+    option: int = 0,
 ) -> tuple[Any, ...]:
-    """The staging row: ``pos``, the PRODUCT_FIELDS, extra as JSON; or ``RejectedRecord``."""
+    """The staging row (STAGING_COLUMNS): ``pos``, ``option`` (the option's position from 1 when
+    the record's options were expanded, else 0), the PRODUCT_FIELDS, extra as JSON; or
+    ``RejectedRecord``."""
     get = fields.get
     product_id = _text("product_id", get("product_id"), MAX_ID_LENGTH)
     title = _text("title", get("title"), MAX_TEXT_LENGTH)
@@ -301,6 +306,7 @@ def normalise(
     images = [] if value is None else _images(value)
     return (
         pos,
+        option,
         product_id,
         title,
         _text("description", value, MAX_TEXT_LENGTH)
@@ -371,3 +377,5 @@ def _window(fields: Mapping[str, Any]) -> tuple[datetime | None, datetime | None
 
 
 ROW_COLUMNS = (*PRODUCT_FIELDS, "extra")
+# The staging table's columns, in COPY order: the record's position and its option's, then the row.
+STAGING_COLUMNS = ("pos", "option", *ROW_COLUMNS)

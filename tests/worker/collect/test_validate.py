@@ -23,8 +23,8 @@ BASE = {"product_id": "P1", "title": "Shirt", "link": "https://shop.example/p/1"
 def row(extra: dict[str, Any] | None = None, shop_currency: str = "USD",
         **fields: Any) -> dict[str, Any]:
     values = normalise(3, {**BASE, **fields}, extra or {}, currency=shop_currency)
-    assert values[0] == 3
-    return dict(zip(ROW_COLUMNS, values[1:], strict=True))
+    assert values[:2] == (3, 0)
+    return dict(zip(ROW_COLUMNS, values[2:], strict=True))
 
 
 def rejected(**fields: Any) -> RejectedRecord:
@@ -157,7 +157,7 @@ def test_any_record_is_a_row_or_a_rejected_record(record: dict[str, Any]) -> Non
     except RejectedRecord as exc:
         assert exc.reason
         return
-    out = dict(zip(ROW_COLUMNS, values[1:], strict=True))
+    out = dict(zip(ROW_COLUMNS, values[2:], strict=True))
     assert out["price"] >= 0 and len(out["currency"]) == 3 and out["currency"].isupper()
     assert "\x00" not in json.dumps(out, default=str)
     json.loads(out["extra"])
