@@ -144,23 +144,78 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(record=st.dictionaries(
+_words = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
+                max_size=20).filter(str.strip)
+_urls = st.builds("https://shop.example/{}".format,
+                  st.text("abcdefghijklmnopqrstuvwxyz0123456789-/가나", max_size=30))
+_prices = st.decimals(min_value=0, max_value=10**12, places=2) | st.integers(0, 10**9) | (
+    st.integers(0, 10**9).map("{:,}원".format))
+_moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                        timezones=st.none() | st.just(UTC)).map(datetime.isoformat)
+
+# A record a shop could send, in internal names: every value valid, optional fields or not.
+valid_records = st.fixed_dictionaries(
+    {"id": st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1, max_size=40),
+     "title": _words, "link": _urls, "price": _prices},
+    optional={
+        "description": _words, "sale_price": _prices,
+        "currency": st.sampled_from(sorted(product.CURRENCY_DECIMALS)).map(
+            lambda c: c.lower() if len(c) % 2 else c),
+        "availability": st.sampled_from(sorted(validate.AVAILABILITY_ALIASES)),
+        "condition": st.sampled_from(sorted(validate.CONDITION_ALIASES)),
+        "additional_image_links": st.lists(_urls, max_size=12), "image_link": _urls,
+        "availability_date": _moments, "gtin": st.text("0123456789", min_size=8, max_size=14),
+        "shipping_cost": _prices, "brand": _words, "mpn": _words, "item_group_id": _words,
+        **{name: _words for name in product.VARIANT_ATTRIBUTES},
+        "sale_price_start": st.just("2026-11-01T00:00:00+09:00"),
+        "sale_price_end": st.just("2026-12-01"),
+        "other": json_values,
+    },
+)
+# What goes wrong in real exports: any field replaced by any JSON value.
+damage = st.dictionaries(
     st.sampled_from(["id", "title", "link", "price", "sale_price", "currency", "availability",
                      "condition", "additional_image_links", "availability_date", "gtin",
-                     "shipping_cost", "other"]),
-    json_values, max_size=10))
-def test_any_record_is_a_row_or_a_rejected_record(record: dict[str, Any]) -> None:
-    fields, extra = CompiledMapping({}, currency="KRW").apply(record)
-    try:
-        values = normalise(1, fields, extra, currency="KRW")
-    except RejectedRecord as exc:
-        assert exc.reason
-        return
-    out = dict(zip(ROW_COLUMNS, values[2:], strict=True))
-    assert out["price"] >= 0 and len(out["currency"]) == 3 and out["currency"].isupper()
-    assert "\x00" not in json.dumps(out, default=str)
-    json.loads(out["extra"])
+                     "shipping_cost", "color", "sale_price_end", "other"]),
+    json_values, max_size=3)
+
+
+def test_any_record_is_a_row_or_a_rejected_record() -> None:
+    outcomes = {"row": 0, "rejected": 0}
+
+    @settings(max_examples=400, deadline=None, database=None, derandomize=True)
+    @given(record=valid_records, damaged=st.one_of(st.just({}), damage))
+    def check(record: dict[str, Any], damaged: dict[str, Any]) -> None:
+        fields, extra = CompiledMapping({}, currency="KRW").apply({**record, **damaged})
+        try:
+            values = normalise(1, fields, extra, currency="KRW")
+        except RejectedRecord as exc:
+            assert damaged, f"a valid record was rejected: {exc.reason}"
+            assert exc.reason
+            outcomes["rejected"] += 1
+            return
+        outcomes["row"] += 1
+        out = dict(zip(ROW_COLUMNS, values[2:], strict=True))
+        assert out["product_id"] and len(out["product_id"]) <= product.MAX_ID_LENGTH
+        assert out["title"] and out["link"].startswith(("http://", "https://"))
+        assert 0 <= out["price"] < product.PRICE_LIMIT
+        assert out["currency"] in product.CURRENCY_DECIMALS
+        assert out["availability"] in product.AVAILABILITY
+        assert out["condition"] in product.CONDITION
+        assert len(out["additional_image_links"]) <= product.MAX_ADDITIONAL_IMAGES
+        assert all(u.startswith(("http://", "https://")) for u in out["additional_image_links"])
+        if out["sale_price_start"] and out["sale_price_end"]:
+            assert out["sale_price_start"] < out["sale_price_end"]
+        assert "\x00" not in json.dumps(out, default=str)
+        json.loads(out["extra"])
+        if not damaged:
+            assert out["product_id"] == record["id"].strip()
+            assert out["price"] >= 0 and out["title"] == validate.clean_text(record["title"].strip())
+
+    check()
+    total = outcomes["row"] + outcomes["rejected"]
+    # Both branches are exercised, the row's assertions on a good share of the examples.
+    assert outcomes["row"] >= total // 3 and outcomes["rejected"] >= total // 10, outcomes
 
 
 def test_the_vocabulary_is_the_products_one() -> None:
