@@ -258,3 +258,35 @@ def test_rejects_name_the_variant_and_its_option_position(
     duplicate = rejects[f"item 5, option {last}"]
     assert duplicate["product_id"] == f"{items[4]['sku']}-{items[4]['options'][0]['code']}"
     assert duplicate["reason"] == "duplicate product id: the first, at item 5, option 1, wins"
+
+
+def test_the_demos_apparel_shop_expands_its_options(tmp_path: Path) -> None:
+    """The sample shop a reader of ./out sees: colour/size variants, Hangul in its URLs."""
+    from submitter.demo import render_samples
+    from submitter.shopfile import read_shop_file
+
+    shops = {s.id: s for s in read_shop_file(render_samples(tmp_path / "www",
+                                                            "http://127.0.0.1:1234"))}
+    shop = shops["seongsu-apparel"]
+    assert list(shop.channels) == ["google", "meta", "naver"]
+    assert shop.option("apparel") is True
+    catalog = json.loads((tmp_path / "www" / "catalogs" / "seongsu-apparel.json").read_text())
+    compiled = CompiledMapping(shop.mapping, currency=shop.currency)
+    assert compiled.variants is not None
+    rows = []
+    for record in catalog["products"]:
+        fields, extra = compiled.apply(record)
+        rows += [stored(*v) for v in compiled.variants.expand(fields, extra, record)]
+    by_id = {r["product_id"]: r for r in rows}
+    assert list(by_id) == ["SA-HOOD-BK-M", "SA-HOOD-BK-L", "SA-HOOD-GR-L", "SA-HOOD-GR-XL",
+                           "SA-SLACKS-BE-26", "SA-SLACKS-NV-28", "SA-CAP"]
+    assert by_id["SA-HOOD-GR-XL"]["price"] == 63000 and by_id["SA-HOOD-GR-XL"]["sale_price"] == (
+        53000)
+    assert by_id["SA-HOOD-BK-L"]["availability"] == "out_of_stock"
+    assert by_id["SA-CAP"]["item_group_id"] is None and by_id["SA-CAP"]["color"] == "블랙"
+    assert all(r["gender"] and r["age_group"] and r["color"] and r["size"] for r in rows)
+    assert by_id["SA-SLACKS-NV-28"]["image_link"] == "http://127.0.0.1:1234/images/슬랙스 네이비.png"
+    for row in rows:  # every image it names is served by the demo's server from www/images
+        name = row["image_link"].rsplit("/images/", 1)[1]
+        assert (tmp_path / "www" / "images" / name).is_file(), name
+    assert "상품" in by_id["SA-CAP"]["link"]
