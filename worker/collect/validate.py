@@ -261,6 +261,11 @@ def extra_json(extra: Mapping[str, Any]) -> str:
     return text
 
 
+# normalise checks these four inline (the common case costs no list per row).
+if REQUIRED_FIELDS != ("product_id", "title", "link", "price"):  # pragma: no cover
+    raise AssertionError(f"normalise does not check every required field: {REQUIRED_FIELDS}")
+
+
 def normalise(
     pos: int, fields: Mapping[str, Any], extra: Mapping[str, Any], *, currency: str,
     option: int = 0,
@@ -273,9 +278,11 @@ def normalise(
     title = _text("title", get("title"), MAX_TEXT_LENGTH)
     link = _url("link", get("link"))
     raw_price = get("price")
-    present = {"product_id": product_id, "title": title, "link": link, "price": raw_price}
-    missing = [name for name in REQUIRED_FIELDS if present[name] is None or present[name] == ""]
-    if missing:
+    if product_id is None or title is None or link is None or raw_price is None or (
+        raw_price == ""
+    ):
+        present = {"product_id": product_id, "title": title, "link": link, "price": raw_price}
+        missing = [name for name in REQUIRED_FIELDS if present[name] is None or present[name] == ""]
         raise RejectedRecord(
             f"missing required field{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
             field=missing[0],
@@ -336,7 +343,8 @@ def normalise(
         shipping,
         *[None if (value := get(name)) is None else _text(name, value, MAX_ATTRIBUTE_LENGTH)
           for name in VARIANT_ATTRIBUTES],
-        *_window(fields),
+        *(_NO_WINDOW if get("sale_price_start") is None and get("sale_price_end") is None
+          else _window(fields)),
         extra_text,
     )
 
@@ -359,6 +367,9 @@ def _shipping(value: Any, zero_decimal: bool) -> Decimal:
         raise reject(f"shipping_cost {amount} is too large (at most 9999999999999999.9999: 16 "
                      "digits before the point)", "shipping_cost", value)
     return amount
+
+
+_NO_WINDOW = (None, None)
 
 
 def _window(fields: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
