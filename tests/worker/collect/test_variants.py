@@ -290,3 +290,52 @@ def test_the_demos_apparel_shop_expands_its_options(tmp_path: Path) -> None:
         name = row["image_link"].rsplit("/images/", 1)[1]
         assert (tmp_path / "www" / "images" / name).is_file(), name
     assert "상품" in by_id["SA-CAP"]["link"]
+
+
+class _Rejects:
+    def __init__(self) -> None:
+        self.added: list[tuple[str, dict[str, Any]]] = []
+
+    def add(self, reason: str, **where: Any) -> None:
+        self.added.append((reason, where))
+
+
+def test_options_expand_lazily_one_record_at_a_time() -> None:
+    """The first option's row is out before the second record is read: nothing is gathered."""
+    from worker.collect.task import _rows, _Tally
+
+    read: list[int] = []
+
+    def records() -> Any:
+        for pos in range(1, 1000):
+            read.append(pos)
+            yield pos, {**RECORD, "sku": f"T{pos}"}
+
+    tally = _Tally()
+    rows = _rows(records(), CompiledMapping(MAPPING, currency="KRW"), "KRW", _Rejects(), "item",
+                 tally)
+    first = next(rows)
+    assert read == [1] and first[:3] == (1, 1, "T1-BK-M")
+    assert [next(rows)[:3] for _ in range(3)] == [(1, 2, "T1-WH-L"), (1, 3, "T1-RD-S"),
+                                                  (2, 1, "T2-BK-M")]
+    assert read == [1, 2] and (tally.rows_in, tally.candidates) == (2, 4)
+
+
+def test_the_reject_gate_counts_options(
+    conn: psycopg.Connection, run_collect: Any, tmp_path: Path
+) -> None:
+    items = list(catalog_gen.products(N))
+    total = len(_expected(items))
+    bad = 0
+    for item in items[:4]:
+        for option in item["options"]:
+            option["code"] = None  # an option without the code its id needs
+            bad += 1
+    register(conn, "json", write_catalog(tmp_path / "c.json", "json", items),
+             mapping=catalog_gen.VARIANT_MAPPINGS["json"], options={"max_reject_share": 0.1})
+    assert bad > 0.1 * total
+    with pytest.raises(FatalError, match=(
+            rf"{bad} of {total} products \(options expanded\) were rejected")):
+        run_collect()
+    assert products_table(conn) == {}
+    assert {r["position"].split(", ")[1] for r in rejects_table(conn)} >= {"option 1"}
