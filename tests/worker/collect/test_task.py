@@ -157,6 +157,24 @@ def test_the_rehash_migrations_make_an_upgrade_announce_no_false_updates(
     assert result.counts["unchanged"] == N and result.counts["updated"] == 0
 
 
+def test_migration_0010_hashes_every_column_as_collect_does(
+    conn: psycopg.Connection, run_collect: Any, tmp_path: Path
+) -> None:
+    """With every optional column filled, 0010's expression is the load's, column for column."""
+    from worker.common.db import migrations
+
+    register(conn, "json", write_catalog(tmp_path / "c.json", "json", count=N))
+    run_collect()
+    assert conn.execute("SELECT count(*) FROM products WHERE color IS NOT NULL AND "
+                        "size_type IS NOT NULL AND shipping_cost IS NOT NULL").fetchone() == (N,)
+    hashes = dict(conn.execute("SELECT product_id, content_hash FROM products").fetchall())
+    conn.execute("UPDATE products SET content_hash = '\\x00'")
+    (rehash,) = [m for m in migrations() if m.version == 10]
+    conn.execute(rehash.sql)
+    assert dict(conn.execute("SELECT product_id, content_hash FROM products").fetchall()) == hashes
+    conn.rollback()
+
+
 def test_an_identical_local_file_is_skipped_unless_the_mapping_changed(
     conn: psycopg.Connection, run_collect: Any, tmp_path: Path
 ) -> None:
