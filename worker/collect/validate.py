@@ -64,19 +64,6 @@ AVAILABILITY_ALIASES: dict[str, str] = _aliases(AVAILABILITY, {
 CONDITION_ALIASES: dict[str, str] = _aliases(CONDITION, {
     "신상품": "new", "새상품": "new", "중고": "used", "리퍼": "refurbished",
 })
-_TEXT_LIMITS: dict[str, int] = {
-    "product_id": MAX_ID_LENGTH,
-    "title": MAX_TEXT_LENGTH,
-    "description": MAX_TEXT_LENGTH,
-    "brand": MAX_TEXT_LENGTH,
-    "gtin": MAX_ID_LENGTH,
-    "mpn": MAX_ID_LENGTH,
-    "item_group_id": MAX_ID_LENGTH,
-    "product_type": MAX_TEXT_LENGTH,
-    "google_product_category": MAX_TEXT_LENGTH,
-    "naver_category": MAX_TEXT_LENGTH,
-}
-_URL_FIELDS = ("link", "mobile_link", "image_link")
 
 
 def reject(reason: str, field: str | None = None, value: Any = None) -> RejectedRecord:
