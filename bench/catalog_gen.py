@@ -30,17 +30,32 @@ _CATEGORIES = (
     ("패션잡화", "가방", "백팩"), ("스포츠", "러닝", "운동화"), ("생활", "주방", "식기"),
 )
 _COLORS = ("블랙", "화이트", "네이비", "베이지", "그레이", "레드")
+_COLOR_CODES = ("BK", "WH", "NV", "BE", "GR", "RD")
 _SIZES = ("S", "M", "L", "XL", "FREE")
+_GENDERS = ("male", "female", "unisex")
+_AGES = ("adult", "kids", "toddler")
+_MATERIALS = ("면 100%", "린넨", "폴리에스터", "울 혼방")
+_PATTERNS = ("스트라이프", "체크", "무지", "도트")
+_CONDITIONS = ("new", "신상품", "중고", "리퍼")
 
 
 def products(count: int, *, seed: int = 0, start: int = 0) -> Iterator[dict[str, Any]]:
-    """``count`` nested products (ids P00000001…), the same for the same seed."""
+    """``count`` nested products (ids P00000001…), the same for the same seed.
+
+    Every optional internal field has a source field (under the shop's own name, so that the
+    mappings below are exercised); ``options`` are colour/size options with a code, a price
+    difference and a stock, for option expansion (``VARIANT_MAPPINGS``).
+    """
     rng = random.Random(seed)
     for i in range(start, start + count):
         words = rng.choices(_WORDS, k=rng.randint(3, 5))
         sku = f"P{i:08d}"
         price = rng.randint(10, 5000) * 100
+        on_sale = rng.random() < 0.3
         images = [f"https://cdn.shop.example/img/{sku}/{n}.jpg" for n in range(rng.randint(1, 4))]
+        sale_day = 1 + i % 27
+        colors = rng.sample(range(len(_COLORS)), k=rng.randint(1, 2))
+        sizes = rng.sample(_SIZES, k=rng.randint(1, 2))
         yield {
             "sku": sku,
             "name": " ".join(words),
@@ -48,18 +63,62 @@ def products(count: int, *, seed: int = 0, start: int = 0) -> Iterator[dict[str,
             "desc": " ".join(rng.choices(_WORDS, k=rng.randint(45, 70))) + ".",
             "url": f"https://shop.example/products/{sku}",
             "price": {"amount": price, "currency": "KRW"},
-            "sale_price": price - 1000 if rng.random() < 0.3 else None,
+            "sale_price": price - 1000 if on_sale else None,
             "stock": "Y" if rng.random() < 0.9 else "N",
             "images": images,
             "category": list(rng.choice(_CATEGORIES)),
             "gtin": f"880{rng.randint(0, 10**10 - 1):010d}",
             "options": [
-                {"color": rng.choice(_COLORS), "size": rng.choice(_SIZES),
-                 "stock": rng.randint(0, 50)}
-                for _ in range(rng.randint(2, 4))
+                {"code": f"{_COLOR_CODES[c]}-{size}", "color": _COLORS[c], "size": size,
+                 "add_price": rng.choice((0, 0, 1000, 2500)), "stock": rng.randint(0, 50)}
+                for c in colors for size in sizes
             ],
+            "mobile_url": f"https://m.shop.example/products/{sku}",
+            "model_no": f"MD-{i % 9973:04d}",
+            "ship_fee": rng.choice((0, 2500, 3000)),
+            "state": rng.choice(_CONDITIONS),
+            "release": f"2027-0{1 + i % 9}-15T09:00:00+09:00",
+            "gpc": str(rng.choice((1604, 212, 5322))),
+            "naver_cat": f"5000{rng.randint(0, 9999):04d}",
+            "group_code": f"G{i // 3:07d}",
+            "colour": _COLORS[colors[0]],
+            "size_label": sizes[0],
+            "sex": rng.choice(_GENDERS),
+            "age": rng.choice(_AGES),
+            "fabric": rng.choice(_MATERIALS),
+            "motif": rng.choice(_PATTERNS),
+            "sizing": "KR",
+            "fit": rng.choice(("regular", "petite", "plus", "tall")),
+            "sale_from": f"2026-11-{sale_day:02d}T00:00:00+09:00" if on_sale else "",
+            "sale_until": f"2026-12-{sale_day:02d}T23:59:59+09:00" if on_sale else "",
         }
 
+
+# Where each optional field of ``products`` comes from; the same paths in json, jsonl and csv.
+_OPTIONAL: dict[str, Any] = {
+    "mobile_link": "mobile_url",
+    "mpn": "model_no",
+    "shipping_cost": {"path": "ship_fee", "parse": "price"},
+    "condition": "state",
+    "availability_date": "release",
+    "google_product_category": "gpc",
+    "naver_category": "naver_cat",
+    "item_group_id": "group_code",
+    "color": "colour",
+    "size": "size_label",
+    "gender": "sex",
+    "age_group": "age",
+    "material": "fabric",
+    "pattern": "motif",
+    "size_system": "sizing",
+    "size_type": "fit",
+    "sale_price_start": "sale_from",
+    "sale_price_end": "sale_until",
+}
+# The source field each optional internal field is read from (tests compare them one by one).
+OPTIONAL_SOURCES: dict[str, str] = {
+    field: spec if isinstance(spec, str) else spec["path"] for field, spec in _OPTIONAL.items()
+}
 
 MAPPINGS: dict[str, dict[str, Any]] = {
     "json": {
@@ -76,6 +135,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         "product_type": {"path": "category", "join": " > "},
         "brand": "brand",
         "gtin": "gtin",
+        **_OPTIONAL,
     },
     "csv": {
         "product_id": "sku",
@@ -90,6 +150,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         "product_type": "category",
         "brand": "brand",
         "gtin": "gtin",
+        **_OPTIONAL,
     },
     "xml": {
         "product_id": "@id",
@@ -105,9 +166,24 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         "product_type": {"path": "category.level", "join": " > "},
         "brand": "brand",
         "gtin": "gtin",
+        **_OPTIONAL,
     },
 }
 MAPPINGS["jsonl"] = MAPPINGS["json"]
+# The same shops with their options expanded: one product per option (colour/size), the record's
+# id as item_group_id; the option's price is the record's plus its difference, its availability
+# from its stock.
+_VARIANTS = {"path": "options", "id": "{product_id}-{option.code}", "price_delta": "add_price",
+             "stock": "stock", "fields": {"color": "color", "size": "size"}}
+VARIANT_MAPPINGS: dict[str, dict[str, Any]] = {
+    "json": {**MAPPINGS["json"], "variants": _VARIANTS},
+    "jsonl": {**MAPPINGS["jsonl"], "variants": _VARIANTS},
+    "csv": {**MAPPINGS["csv"], "variants": _VARIANTS},  # the cell holds the list as JSON
+    "xml": {**MAPPINGS["xml"], "variants": {
+        "path": "options.option", "id": "{product_id}-{option.@code}",
+        "price_delta": "@add_price", "stock": "@stock",
+        "fields": {"color": "@color", "size": "@size"}}},
+}
 FORMAT_OPTIONS: dict[str, dict[str, Any]] = {
     "json": {"item_path": "products.item"},
     "jsonl": {},
@@ -115,7 +191,7 @@ FORMAT_OPTIONS: dict[str, dict[str, Any]] = {
     "xml": {"item_element": "product"},
 }
 CSV_COLUMNS = ("sku", "name", "brand", "desc", "url", "price", "sale_price", "stock", "images",
-               "category", "gtin", "options")
+               "category", "gtin", "options", *OPTIONAL_SOURCES.values())
 
 
 def csv_row(item: dict[str, Any]) -> dict[str, str]:
@@ -135,6 +211,8 @@ def csv_row(item: dict[str, Any]) -> dict[str, str]:
         "category": " > ".join(item["category"]),
         "gtin": str(item["gtin"]),
         "options": json.dumps(item["options"], ensure_ascii=False),
+        **{key: "" if item.get(key) is None else str(item[key])
+           for key in OPTIONAL_SOURCES.values()},
     }
 
 
@@ -173,8 +251,8 @@ def write_xml(out: IO[str], items: Iterable[dict[str, Any]]) -> None:
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n<catalog>\n')
     for item in items:
         parts = [f"<product id={quoteattr(str(item['sku']))}>"]
-        for key in ("name", "brand", "desc", "url", "stock", "gtin"):
-            if key in item:
+        for key in ("name", "brand", "desc", "url", "stock", "gtin", *OPTIONAL_SOURCES.values()):
+            if key in item and item[key] is not None:
                 parts.append(f"<{key}>{escape(str(item[key]))}</{key}>")
         parts.append(f'<price currency="{item["price"]["currency"]}">'
                      f"{item['price']['amount']}</price>")
@@ -185,7 +263,8 @@ def write_xml(out: IO[str], items: Iterable[dict[str, Any]]) -> None:
         parts.append("<category>" + "".join(
             f"<level>{escape(c)}</level>" for c in item["category"]) + "</category>")
         parts.append("<options>" + "".join(
-            f"<option color={quoteattr(o['color'])} size={quoteattr(o['size'])} "
+            f"<option code={quoteattr(o['code'])} color={quoteattr(o['color'])} "
+            f"size={quoteattr(o['size'])} add_price=\"{o['add_price']}\" "
             f"stock=\"{o['stock']}\"/>" for o in item["options"]) + "</options>")
         parts.append("</product>\n")
         out.write("".join(parts))

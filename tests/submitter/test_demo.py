@@ -19,7 +19,8 @@ from submitter.config import SubmitterConfig
 from submitter.demo import BROKEN_SHOP, render_samples, run_demo
 from submitter.shopfile import read_shop_file
 
-SAMPLES = ("seoul-fashion", "busan-market", "daegu-books", "pangyo-tech", BROKEN_SHOP)
+SAMPLES = ("seoul-fashion", "busan-market", "daegu-books", "pangyo-tech", "seongsu-apparel",
+           BROKEN_SHOP)
 
 
 def latest(conn: psycopg.Connection, run_id: str) -> dict[tuple[str, str], tuple]:

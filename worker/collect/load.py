@@ -21,13 +21,11 @@ import psycopg
 from psycopg import sql
 from psycopg.adapt import Dumper
 
-from worker.collect.validate import ROW_COLUMNS
+from worker.collect.validate import ROW_COLUMNS, STAGING_COLUMNS
 from worker.common.accounting import RejectRecorder
 from worker.common.errors import FatalError
 
 STAGING = "collect_staging"
-# The staging table's columns, in COPY order: the record's position, then the products row.
-STAGING_COLUMNS = ("pos", *ROW_COLUMNS)
 _CONTENT = ROW_COLUMNS[1:]  # product_id is the key, not content
 
 
@@ -50,7 +48,8 @@ def _ids(names: Iterable[str], table: str | None = None) -> sql.Composable:
 
 
 def _hash(table: str) -> sql.Composable:
-    # Migration 0006 re-hashed the stored products with this same expression: keep them in step.
+    # Migrations 0006 and 0010 re-hashed the stored products with this same expression (the
+    # content columns in PRODUCT_FIELDS order, then extra): keep them in step.
     return sql.SQL("int8send(hash_record_extended(ROW({}), 0))").format(_ids(_CONTENT, table))
 
 
@@ -80,7 +79,8 @@ def create_staging(conn: psycopg.Connection) -> None:
     # anti-joins: quadratic, 50 s instead of 0.3 s at 9,000 products. Hash joins are right here.
     conn.execute("SET LOCAL enable_nestloop = off")
     conn.execute(sql.SQL(
-        "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT 0::bigint AS pos, {} FROM products "
+        "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT 0::bigint AS pos, 0::integer AS option, {} "
+        "FROM products "
         "WITH NO DATA"
     ).format(sql.Identifier(STAGING), _ids(ROW_COLUMNS)))
 
@@ -104,8 +104,15 @@ def stage(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> int:
     return count
 
 
+def _where(label: str, pos: int, option: int) -> str:
+    return f"{label} {pos}, option {option}" if option else f"{label} {pos}"
+
+
 def reject_duplicates(conn: psycopg.Connection, rejects: RejectRecorder, label: str) -> int:
-    """Reject every later row of a product id seen twice (the first wins); return how many."""
+    """Reject every later row of a product id seen twice (the first wins); return how many.
+
+    Rows are ordered by their record's position, then their option's (expanded options share
+    their record's position)."""
     has = conn.execute(sql.SQL(
         "SELECT EXISTS (SELECT 1 FROM {} GROUP BY product_id HAVING count(*) > 1)"
     ).format(sql.Identifier(STAGING))).fetchone()
@@ -115,24 +122,27 @@ def reject_duplicates(conn: psycopg.Connection, rejects: RejectRecorder, label: 
     with conn.cursor(name="collect_duplicates") as cur:
         cur.execute(sql.SQL(
             """
-            SELECT pos, product_id, first_pos FROM (
-                SELECT pos, product_id,
-                       first_value(pos) OVER (PARTITION BY product_id ORDER BY pos) AS first_pos
+            SELECT pos, option, product_id, first_pos, first_option FROM (
+                SELECT pos, option, product_id,
+                       first_value(pos) OVER w AS first_pos,
+                       first_value(option) OVER w AS first_option
                 FROM {staging}
                 WHERE product_id IN (
                     SELECT product_id FROM {staging} GROUP BY product_id HAVING count(*) > 1)
-            ) d WHERE pos <> first_pos ORDER BY pos
+                WINDOW w AS (PARTITION BY product_id ORDER BY pos, option)
+            ) d WHERE (pos, option) <> (first_pos, first_option) ORDER BY pos, option
             """
         ).format(staging=sql.Identifier(STAGING)))
-        for pos, product_id, first_pos in cur:
+        for pos, option, product_id, first_pos, first_option in cur:
             rejects.add(
-                f"duplicate product id: the first, at {label} {first_pos}, wins",
-                position=f"{label} {pos}", product_id=product_id, field="product_id",
+                f"duplicate product id: the first, at {_where(label, first_pos, first_option)}, "
+                "wins",
+                position=_where(label, pos, option), product_id=product_id, field="product_id",
             )
             count += 1
     conn.execute(sql.SQL(
         "DELETE FROM {staging} a USING {staging} b "
-        "WHERE a.product_id = b.product_id AND a.pos > b.pos"
+        "WHERE a.product_id = b.product_id AND (a.pos, a.option) > (b.pos, b.option)"
     ).format(staging=sql.Identifier(STAGING)))
     return count
 

@@ -22,18 +22,27 @@ optional transforms, applied in this order: ``split`` (a separator), ``first``, 
 field the mapping does not name comes from the shop's field of the same name (``product_id`` also
 from ``id``), so an empty mapping suits a catalog already written in internal names. The record's
 top-level fields that no path reads are kept, as they are, in ``extra``.
+
+The reserved key ``variants`` expands a record's list of options into one product per option
+(``CompiledVariants``; docs/collect.md has the syntax).
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import re
-import unicodedata
-from collections.abc import Callable, Mapping
-from decimal import Decimal
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from worker.common.errors import ConfigError
+from worker.collect.values import (
+    ParseFailure,
+    attempt,
+    parse_decimal,
+    parse_integer,
+    parse_price,
+)
+from worker.common.errors import ConfigError, RejectedRecord
 from worker.common.product import CURRENCY_DECIMALS, PRODUCT_FIELDS
 
 SOURCES = ("path", "const", "template")
@@ -45,78 +54,6 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {"product_id": ("id",)}
 Getter = Callable[[Mapping[str, Any]], Any]
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _SPACES = re.compile(r"\s+")
-
-
-# ---- prices ---------------------------------------------------------------------------------
-
-# Words, spaces and currency signs may surround the number ("KRW 3,700", "12,900원", "$15");
-# the number itself is digits with group and decimal separators.
-_PRICE = re.compile(r"^(\D*?)(\d(?:[\d.,'\s]*\d)?)(\D*)$")
-_GROUP_SPACES = re.compile(r"['\s]")
-_PLAIN = re.compile(r"^\d+(\.\d+)?$")
-
-
-def _around_ok(text: str) -> bool:
-    return all(c.isalpha() or c.isspace() or c == "." or unicodedata.category(c) == "Sc"
-               for c in text)
-
-
-def parse_price(value: Any, *, decimal_separator: str | None = None,
-                zero_decimal: bool = False) -> Decimal:
-    """A price as a Decimal: ``12,900원`` → 12900, ``1.234,56 €`` → 1234.56, ``15.00`` → 15.00.
-
-    Currency symbols, codes and words around the number are ignored; spaces and apostrophes
-    inside it group digits. With one kind of separator, a comma followed by exactly three digits
-    groups thousands; so does a dot in a zero-decimal currency (``zero_decimal``: KRW, JPY …).
-    ``decimal_separator`` settles the rest. Raises ``ValueError`` with the reason otherwise.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a price")
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} is not a price")
-        return value
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        # A float can only come from a caller outside the formats (which read Decimals); its
-        # shortest repr is the number the source wrote.
-        return parse_price(repr(value))
-    if not isinstance(value, str):
-        raise ValueError(f"a {type(value).__name__} is not a price")
-    match = _PRICE.match(value.strip())
-    if not match:
-        raise ValueError(f"{value!r} is not one number with an optional currency")
-    before, number, after = match.groups()
-    negative = before.rstrip().endswith("-")
-    if negative:
-        before = before.rstrip()[:-1]
-    if not _around_ok(before) or not _around_ok(after):
-        raise ValueError(f"{value!r} has more than a currency around the number")
-    digits = _GROUP_SPACES.sub("", number)
-    if decimal_separator is not None:
-        thousands = "." if decimal_separator == "," else ","
-        digits = digits.replace(thousands, "").replace(decimal_separator, ".")
-    else:
-        comma, dot = digits.rfind(","), digits.rfind(".")
-        if comma >= 0 and dot >= 0:
-            decimal_mark = "," if comma > dot else "."
-            other = "." if decimal_mark == "," else ","
-            digits = digits.replace(other, "").replace(decimal_mark, ".")
-        elif comma >= 0:
-            groups = digits.split(",")
-            if len(groups) == 2 and len(groups[1]) != 3:
-                digits = digits.replace(",", ".")
-            else:
-                digits = digits.replace(",", "")
-        elif dot >= 0:
-            groups = digits.split(".")
-            if len(groups) > 2 or (zero_decimal and len(groups[1]) == 3):
-                digits = digits.replace(".", "")
-    if not _PLAIN.match(digits):
-        raise ValueError(f"{value!r} is not a price this parser can read")
-    amount = Decimal(digits)
-    return -amount if negative else amount
 
 
 # ---- paths ----------------------------------------------------------------------------------
@@ -226,8 +163,8 @@ def _normalise_spec(spec: Any) -> dict[str, Any] | None:
     return None
 
 
-def _spec_problems(field: str, raw: Any) -> list[str]:
-    label = f"mapping.{field}"
+def _spec_problems(field: str, raw: Any, label: str | None = None) -> list[str]:
+    label = label or f"mapping.{field}"
     spec = _normalise_spec(raw)
     if spec is None:
         return [f"{label} must be a path (a string) or an object, got {type(raw).__name__}"]
@@ -299,12 +236,15 @@ def mapping_problems(mapping: Any, fmt: str, format_options: Any) -> list[str]:
     if not isinstance(mapping, Mapping):
         return [*problems, "mapping must be an object of internal field → spec"]
     for field, spec in mapping.items():
+        if field == VARIANTS:
+            problems.extend(variants_problems(spec))
+            continue
         if field not in PRODUCT_FIELDS:
             hint = difflib.get_close_matches(str(field), PRODUCT_FIELDS, n=1)
             problems.append(
                 f"mapping.{field} is not an internal product field"
                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f": expected one of {', '.join(PRODUCT_FIELDS)}"
+                + f": expected one of {', '.join(PRODUCT_FIELDS)} (or {VARIANTS})"
             )
             continue
         problems.extend(_spec_problems(field, spec))
@@ -350,6 +290,236 @@ def column_problems(mapping: Mapping[str, Any], columns: list[str]) -> list[str]
     return problems
 
 
+# ---- option expansion ------------------------------------------------------------------------
+
+VARIANTS = "variants"
+VARIANT_KEYS = ("path", "id", "fields", "price_delta", "stock")
+
+
+def variants_problems(raw: Any) -> list[str]:
+    """Everything wrong with a mapping's ``variants`` (option expansion) declaration."""
+    label = f"mapping.{VARIANTS}"
+    if not isinstance(raw, Mapping):
+        return [f"{label} must be an object such as {{\"path\": \"options\", \"id\": "
+                f"\"{{product_id}}-{{option.code}}\", \"fields\": {{\"color\": \"color\"}}}}, "
+                f"got {type(raw).__name__}"]
+    problems = []
+    for key in raw:
+        if key not in VARIANT_KEYS:
+            hint = difflib.get_close_matches(str(key), VARIANT_KEYS, n=1)
+            problems.append(f"{label}: {key!r} is not known"
+                            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                            + f": expected {', '.join(VARIANT_KEYS)}")
+    path = raw.get("path")
+    if not isinstance(path, str) or not path.strip() or ".." in path:
+        problems.append(f"{label}.path must be the path of the record's list of options, "
+                        "e.g. \"options\"")
+    template = raw.get("id")
+    if not isinstance(template, str):
+        problems.append(f"{label}.id must be a template naming each option's product id, "
+                        "e.g. \"{product_id}-{option.code}\"")
+    else:
+        try:
+            names = template_paths(template)
+        except ValueError as exc:
+            problems.append(f"{label}.id {template!r} has {exc}")
+        else:
+            for name in names:
+                if name not in ("product_id", "index") and not name.startswith("option."):
+                    problems.append(
+                        f"{label}.id: {{{name}}} is not known: use {{product_id}} (the "
+                        "record's id), {option.<path>} (a field of the option) or {index} "
+                        "(the option's position, from 1)")
+            if not any(n == "index" or n.startswith("option.") for n in names):
+                problems.append(
+                    f"{label}.id {template!r} gives every option the same id: use a field of "
+                    "the option ({option.code}) or its position ({index})")
+    fields = raw.get("fields", {})
+    if not isinstance(fields, Mapping):
+        problems.append(f"{label}.fields must be an object of internal field → spec "
+                        "(paths inside the option)")
+    else:
+        for field, spec in fields.items():
+            where = f"{label}.fields.{field}"
+            if field == "product_id":
+                problems.append(f"{where}: a variant's id comes from {label}.id")
+            elif field not in PRODUCT_FIELDS:
+                hint = difflib.get_close_matches(str(field), PRODUCT_FIELDS, n=1)
+                problems.append(f"{where} is not an internal product field"
+                                + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+            else:
+                problems.extend(_spec_problems(field, spec, where))
+    for key in ("price_delta", "stock"):
+        if key in raw:
+            problems.extend(_spec_problems(key, raw[key], f"{label}.{key}"))
+    return problems
+
+
+def _strict_template(template: str) -> Callable[[Mapping[str, Any]], str]:
+    """A template renderer that refuses a placeholder without a value (ValueError: its name)."""
+    pieces: list[str | tuple[str, Getter]] = []
+    last = 0
+    for match in _PLACEHOLDER.finditer(template):
+        if template[last : match.start()]:
+            pieces.append(template[last : match.start()])
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            pieces.append(token[0])
+        else:
+            name = match.group(1).strip()
+            pieces.append((name, path_getter(name)))
+        last = match.end()
+    if template[last:]:
+        pieces.append(template[last:])
+
+    def render(context: Mapping[str, Any]) -> str:
+        out = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                out.append(piece)
+                continue
+            name, getter = piece
+            value = getter(context)
+            if value is None or isinstance(value, dict | list) or not str(value).strip():
+                raise ValueError(name)
+            out.append(str(value).strip())
+        return "".join(out)
+
+    return render
+
+
+Expanded = tuple[int, dict[str, Any] | RejectedRecord, dict[str, Any]]
+
+
+class CompiledVariants:
+    """A mapping's option expansion: one record with a list of options → one product per option.
+
+    Each option's product starts as the record's mapped fields; then its id comes from the
+    template, ``item_group_id`` is the record's id, the option's own fields replace the record's,
+    its price is its own or the record's plus its difference (the sale price too), and its
+    availability its own or from its stock. A record without options is a product by itself.
+    """
+
+    def __init__(self, spec: Mapping[str, Any], compile_spec: Callable[[str, Mapping[str, Any]],
+                 Getter], zero_decimal: bool) -> None:
+        self.options = path_getter(spec["path"])
+        self.template = spec["id"]
+        self.render = _strict_template(spec["id"])
+        self.zero_decimal = zero_decimal
+        fields = spec.get("fields", {})
+        self.fields = [(field, compile_spec(field, _normalise_spec(raw) or {}))
+                       for field, raw in fields.items()]
+        self.price_delta = (compile_spec("price_delta", _normalise_spec(spec["price_delta"]) or {})
+                            if "price_delta" in spec else None)
+        self.stock = (compile_spec("stock", _normalise_spec(spec["stock"]) or {})
+                      if "stock" in spec else None)
+        roots = [_root(p) for raw in (*fields.values(), spec.get("price_delta"), spec.get("stock"))
+                 if raw is not None for p in _spec_paths(raw)]
+        roots += [_root(name[len("option."):]) for name in template_paths(spec["id"])
+                  if name.startswith("option.")]
+        self.option_consumed = frozenset(roots)
+
+    def expand(self, fields: dict[str, Any], extra: dict[str, Any],
+               record: Mapping[str, Any]) -> Iterator[Expanded]:
+        """(option position from 1, the option's fields or why it cannot be one, its extra);
+        position 0 for a record without options, which is its own product."""
+        options = self.options(record)
+        if isinstance(options, str) and options.strip():
+            # A CSV cell (or any text) carries the list as JSON.
+            try:
+                options = json.loads(options)
+            except ValueError as exc:
+                yield 0, RejectedRecord(
+                    f"the options ({VARIANTS}.path) are text that is not a JSON list: {exc}",
+                    field=VARIANTS, excerpt=options[:200]), extra
+                return
+        if isinstance(options, dict):
+            options = [options]  # one XML child is not a list
+        if options is None or options == "" or options == []:
+            yield 0, fields, extra
+            return
+        if not isinstance(options, list):
+            yield 0, RejectedRecord(
+                f"the options ({VARIANTS}.path) are a {type(options).__name__}, expected a list",
+                field=VARIANTS, excerpt=repr(options)[:200]), extra
+            return
+        parent = fields.get("product_id")
+        parent_id = None if parent is None or isinstance(parent, dict | list) else (
+            str(parent).strip() or None)
+        for index, option in enumerate(options, 1):
+            if not isinstance(option, dict):
+                yield index, RejectedRecord(
+                    f"option {index} is a {type(option).__name__}, expected an object",
+                    field=VARIANTS, excerpt=repr(option)[:200]), extra
+                continue
+            if parent_id is None:
+                yield index, RejectedRecord("missing required field product_id (the options' "
+                                            "item_group_id)", field="product_id"), extra
+                continue
+            try:
+                variant_id = self.render({"product_id": parent_id, "option": option,
+                                          "index": index})
+            except ValueError as exc:
+                yield index, RejectedRecord(
+                    f"option {index} has no {exc} for its id ({self.template})",
+                    field="product_id", excerpt=repr(option)[:200]), extra
+                continue
+            yield index, self._variant(fields, option, variant_id, parent_id), (
+                self._extra(extra, option))
+
+    def _variant(self, base: dict[str, Any], option: dict[str, Any], variant_id: str,
+                 parent_id: str) -> dict[str, Any]:
+        fields = dict(base)
+        fields["product_id"] = variant_id
+        fields["item_group_id"] = parent_id
+        own = set()
+        for field, getter in self.fields:
+            value = getter(option)
+            if value is not None and value != "" and value != []:
+                fields[field] = value
+                own.add(field)
+        if self.price_delta is not None:
+            delta = self.price_delta(option)
+            if delta is not None and delta != "":
+                for field in ("price", "sale_price"):
+                    if field not in own and fields.get(field) not in (None, ""):
+                        fields[field] = self._plus(fields[field], delta)
+        if self.stock is not None and "availability" not in own:
+            stock = self.stock(option)
+            if stock is not None and stock != "":
+                count = attempt(parse_integer, stock) if not isinstance(stock, int) else stock
+                if isinstance(count, ParseFailure):
+                    fields["availability"] = ParseFailure(
+                        stock, f"the option's stock: {count.reason}")
+                else:
+                    fields["availability"] = "in_stock" if count > 0 else "out_of_stock"
+        return fields
+
+    def _plus(self, price: Any, delta: Any) -> Any:
+        if isinstance(price, ParseFailure):
+            return price
+        base = attempt(parse_price, price, zero_decimal=self.zero_decimal)
+        if isinstance(base, ParseFailure):
+            return base
+        difference = attempt(parse_price, delta, zero_decimal=self.zero_decimal)
+        if isinstance(difference, ParseFailure):
+            return ParseFailure(delta, f"the option's price difference: {difference.reason}")
+        return base + difference
+
+    def _extra(self, extra: dict[str, Any], option: dict[str, Any]) -> dict[str, Any]:
+        rest = {k: v for k, v in option.items() if k not in self.option_consumed}
+        return {**extra, "option": rest} if rest else extra
+
+
+def _spec_paths(raw: Any) -> list[str]:
+    spec = _normalise_spec(raw) or {}
+    if "path" in spec:
+        return spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
+    if "template" in spec:
+        return template_paths(spec["template"])
+    return []
+
+
 class CompiledMapping:
     """A validated mapping, compiled once into getters: ``apply(record)`` → (fields, extra)."""
 
@@ -379,6 +549,8 @@ class CompiledMapping:
         for roots in _explicit_roots(mapping).values():
             consumed.update(roots)
         self.consumed = frozenset(consumed)
+        self.variants = (CompiledVariants(mapping[VARIANTS], self._compile, self.zero_decimal)
+                         if VARIANTS in mapping else None)
 
     def _compile(self, field: str, spec: Mapping[str, Any]) -> Getter:
         getter: Getter
@@ -439,11 +611,12 @@ class CompiledMapping:
     def _parser(self, kind: str, separator: str | None) -> Callable[[Any], Any]:
         zero = self.zero_decimal
         if kind == "price":
-            return lambda v: _parsed(parse_price, v, separator, zero)
+            return lambda v: attempt(parse_price, v, decimal_separator=separator,
+                                     zero_decimal=zero)
         if kind == "decimal":
-            return lambda v: _parsed(parse_price, v, separator or ".", False)
+            return lambda v: attempt(parse_decimal, v, decimal_separator=separator)
         if kind == "integer":
-            return lambda v: _parsed(_integer, v, None, False)
+            return lambda v: attempt(parse_integer, v)
         return lambda v: v if isinstance(v, str) else str(v)
 
     def apply(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -461,32 +634,6 @@ class CompiledMapping:
         consumed = self.consumed
         extra = {k: v for k, v in record.items() if k not in consumed}
         return fields, extra
-
-
-class ParseFailure:
-    """A value a ``parse`` transform could not read; validation rejects the record with it."""
-
-    __slots__ = ("reason", "value")
-
-    def __init__(self, value: Any, reason: str) -> None:
-        self.value = value
-        self.reason = reason
-
-
-def _parsed(fn: Callable[..., Any], value: Any, separator: str | None, zero: bool) -> Any:
-    try:
-        if fn is parse_price:
-            return parse_price(value, decimal_separator=separator, zero_decimal=zero)
-        return fn(value)
-    except ValueError as exc:
-        return ParseFailure(value, str(exc))
-
-
-def _integer(value: Any) -> int:
-    amount = parse_price(value, decimal_separator=".")
-    if amount != amount.to_integral_value():
-        raise ValueError(f"{value!r} is not a whole number")
-    return int(amount)
 
 
 def _first_present(names: tuple[str, ...]) -> Getter:

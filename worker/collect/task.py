@@ -41,7 +41,8 @@ EXCERPT = 200
 
 @dataclass
 class _Tally:
-    rows_in: int = 0
+    rows_in: int = 0  # records read
+    candidates: int = 0  # products they make: records, or their options when expanded
     rejected: int = 0
 
 
@@ -117,10 +118,12 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
     duplicates = load.reject_duplicates(conn, ctx.rejects, module.POSITION)
     rejected = tally.rejected + duplicates
     share = float(shop.option("max_reject_share"))
-    if rejected > share * tally.rows_in:
+    # With options expanded the share counts products (options), which is what is rejected.
+    unit = "records" if compiled.variants is None else "products (options expanded)"
+    if rejected > share * tally.candidates:
         raise FatalError(
-            f"{where}: {rejected} of {tally.rows_in} records were rejected "
-            f"({rejected / tally.rows_in:.1%}), more than max_reject_share {share:.0%}: the "
+            f"{where}: {rejected} of {tally.candidates} {unit} were rejected "
+            f"({rejected / tally.candidates:.1%}), more than max_reject_share {share:.0%}: the "
             "shop's products were not changed. See the rejects table for each row's reason; "
             "fix the export or the mapping"
         )
@@ -167,29 +170,54 @@ def _rows(
     label: str,
     tally: _Tally,
 ) -> Iterator[tuple[Any, ...]]:
-    """Staging rows of the valid records; every other record is rejected with its reason."""
+    """Staging rows of the valid records (or of their options, expanded lazily, one record at
+    a time); every other record or option is rejected with its reason."""
     apply = compiled.apply
+    variants = compiled.variants
     for pos, record in records:
         tally.rows_in += 1
         if isinstance(record, RejectedRecord):
+            tally.candidates += 1
             tally.rejected += 1
             rejects.add(record.reason, position=f"{label} {pos}", field=record.field,
                         excerpt=record.excerpt)
             continue
         fields: dict[str, Any] = {}
-        try:
-            fields, extra = apply(record)
-            row = normalise(pos, fields, extra, currency=currency)
-        except RejectedRecord as exc:
-            tally.rejected += 1
-            product_id = fields.get("product_id")
-            rejects.add(
-                exc.reason, position=f"{label} {pos}", field=exc.field,
-                product_id=str(product_id)[:256] if product_id not in (None, "") else None,
-                excerpt=exc.excerpt or _excerpt(record),
-            )
+        if variants is None:
+            tally.candidates += 1
+            try:
+                fields, extra = apply(record)
+                row = normalise(pos, fields, extra, currency=currency)
+            except RejectedRecord as exc:
+                tally.rejected += 1
+                _reject(rejects, exc, f"{label} {pos}", fields.get("product_id"), record)
+                continue
+            yield row
             continue
-        yield row
+        fields, extra = apply(record)
+        for option, variant, variant_extra in variants.expand(fields, extra, record):
+            tally.candidates += 1
+            where = f"{label} {pos}, option {option}" if option else f"{label} {pos}"
+            if isinstance(variant, RejectedRecord):
+                tally.rejected += 1
+                _reject(rejects, variant, where, fields.get("product_id"), record)
+                continue
+            try:
+                row = normalise(pos, variant, variant_extra, currency=currency, option=option)
+            except RejectedRecord as exc:
+                tally.rejected += 1
+                _reject(rejects, exc, where, variant.get("product_id"), record)
+                continue
+            yield row
+
+
+def _reject(rejects: RejectRecorder, exc: RejectedRecord, where: str, product_id: Any,
+            record: Any) -> None:
+    rejects.add(
+        exc.reason, position=where, field=exc.field,
+        product_id=str(product_id)[:256] if product_id not in (None, "") else None,
+        excerpt=exc.excerpt or _excerpt(record),
+    )
 
 
 def _excerpt(record: Any) -> str:

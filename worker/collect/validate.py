@@ -12,57 +12,58 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from worker.collect.mapping import ParseFailure, parse_price
+from worker.collect.values import ParseFailure, parse_moment, parse_price
 from worker.common.errors import RejectedRecord
 from worker.common.product import (
+    AVAILABILITY,
+    CONDITION,
     CURRENCY_DECIMALS,
+    DEFAULT_AVAILABILITY,
+    DEFAULT_CONDITION,
     MAX_ADDITIONAL_IMAGES,
+    MAX_ATTRIBUTE_LENGTH,
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,
     MAX_URL_LENGTH,
+    PRICE_LIMIT,
     PRODUCT_FIELDS,
+    REQUIRED_FIELDS,
+    VARIANT_ATTRIBUTES,
 )
 
 MAX_EXTRA_CHARS = 1_000_000
-MAX_PRICE = Decimal("1e16")  # numeric(20, 4)
 EXCERPT = 200
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
-AVAILABILITY_ALIASES: dict[str, str] = {
-    "in_stock": "in_stock", "instock": "in_stock", "available": "in_stock", "yes": "in_stock",
+
+def _aliases(values: tuple[str, ...], aliases: Mapping[str, str]) -> dict[str, str]:
+    """The vocabulary's own values, and the other spellings shops use for them."""
+    unknown = set(aliases.values()) - set(values)
+    if unknown:  # pragma: no cover - a programming error, caught at import
+        raise AssertionError(f"aliases of values the products table refuses: {unknown}")
+    return {**{v: v for v in values}, **aliases}
+
+
+AVAILABILITY_ALIASES: dict[str, str] = _aliases(AVAILABILITY, {
+    "instock": "in_stock", "available": "in_stock", "yes": "in_stock",
     "재고있음": "in_stock", "판매중": "in_stock",
-    "out_of_stock": "out_of_stock", "outofstock": "out_of_stock", "sold_out": "out_of_stock",
+    "outofstock": "out_of_stock", "sold_out": "out_of_stock",
     "soldout": "out_of_stock", "no": "out_of_stock", "품절": "out_of_stock",
-    "preorder": "preorder", "pre_order": "preorder", "예약판매": "preorder",
-    "backorder": "backorder", "back_order": "backorder", "available_for_order": "backorder",
-    "discontinued": "discontinued", "단종": "discontinued",
-}
-CONDITION_ALIASES: dict[str, str] = {
-    "new": "new", "신상품": "new", "새상품": "new",
-    "used": "used", "중고": "used",
-    "refurbished": "refurbished", "리퍼": "refurbished",
-}
-_TEXT_LIMITS: dict[str, int] = {
-    "product_id": MAX_ID_LENGTH,
-    "title": MAX_TEXT_LENGTH,
-    "description": MAX_TEXT_LENGTH,
-    "brand": MAX_TEXT_LENGTH,
-    "gtin": MAX_ID_LENGTH,
-    "mpn": MAX_ID_LENGTH,
-    "item_group_id": MAX_ID_LENGTH,
-    "product_type": MAX_TEXT_LENGTH,
-    "google_product_category": MAX_TEXT_LENGTH,
-    "naver_category": MAX_TEXT_LENGTH,
-}
-_URL_FIELDS = ("link", "mobile_link", "image_link")
+    "pre_order": "preorder", "예약판매": "preorder",
+    "back_order": "backorder", "available_for_order": "backorder",
+    "단종": "discontinued",
+})
+CONDITION_ALIASES: dict[str, str] = _aliases(CONDITION, {
+    "신상품": "new", "새상품": "new", "중고": "used", "리퍼": "refurbished",
+})
 
 
 def reject(reason: str, field: str | None = None, value: Any = None) -> RejectedRecord:
@@ -136,7 +137,7 @@ def _url(field: str, value: Any) -> str | None:
 
 
 def _price(field: str, value: Any, zero_decimal: bool) -> Decimal | None:
-    if value.__class__ is Decimal and value >= 0 and value < MAX_PRICE:
+    if value.__class__ is Decimal and value >= 0 and value < PRICE_LIMIT:
         return value  # type: ignore[no-any-return]
     if value is None or value == "":
         return None
@@ -152,9 +153,9 @@ def _price(field: str, value: Any, zero_decimal: bool) -> Decimal | None:
         raise reject(f"{field} cannot be read: {exc}", field, value) from None
     if amount < 0:
         raise reject(f"{field} {amount} is negative", field, value)
-    if amount >= MAX_PRICE:
-        raise reject(f"{field} {amount} is too large (at most 16 digits before the point)",
-                     field, value)
+    if amount >= PRICE_LIMIT:
+        raise reject(f"{field} {amount} is too large (at most 9999999999999999.9999: 16 digits "
+                     "before the point)", field, value)
     return amount
 
 
@@ -163,6 +164,8 @@ def _choice(field: str, value: Any, aliases: Mapping[str, str], default: str) ->
         return default
     if value.__class__ is str and value in aliases:
         return aliases[value]
+    if isinstance(value, ParseFailure):
+        raise reject(f"{field} cannot be read: {value.reason}", field, value.value)
     if field == "availability":
         if isinstance(value, bool):
             return "in_stock" if value else "out_of_stock"
@@ -184,18 +187,19 @@ def _choice(field: str, value: Any, aliases: Mapping[str, str], default: str) ->
     return found
 
 
-def _date(value: Any) -> datetime | None:
+def _date(field: str, value: Any) -> datetime | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise reject(f"availability_date is a {_kind(value)}, expected an ISO 8601 date",
-                     "availability_date", value)
+    if isinstance(value, ParseFailure):
+        raise reject(f"{field} cannot be read: {value.reason}", field, value.value)
+    if isinstance(value, dict) and isinstance(value.get("#text"), str):
+        value = value["#text"]
+    if isinstance(value, str) and not value.strip():
+        return None
     try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise reject(f"availability_date {value[:40]!r} is not an ISO 8601 date",
-                     "availability_date", value) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_moment(value)
+    except ValueError as exc:
+        raise reject(f"{field} cannot be read: {exc}", field, value) from None
 
 
 def _images(value: Any) -> list[str]:
@@ -244,21 +248,28 @@ def extra_json(extra: Mapping[str, Any]) -> str:
     return text
 
 
+# normalise checks these four inline (the common case costs no list per row).
+if REQUIRED_FIELDS != ("product_id", "title", "link", "price"):  # pragma: no cover
+    raise AssertionError(f"normalise does not check every required field: {REQUIRED_FIELDS}")
+
+
 def normalise(
-    pos: int, fields: Mapping[str, Any], extra: Mapping[str, Any], *, currency: str
+    pos: int, fields: Mapping[str, Any], extra: Mapping[str, Any], *, currency: str,
+    option: int = 0,
 ) -> tuple[Any, ...]:
-    """The staging row: ``pos``, the PRODUCT_FIELDS, extra as JSON; or ``RejectedRecord``."""
+    """The staging row (STAGING_COLUMNS): ``pos``, ``option`` (the option's position from 1 when
+    the record's options were expanded, else 0), the PRODUCT_FIELDS, extra as JSON; or
+    ``RejectedRecord``."""
     get = fields.get
     product_id = _text("product_id", get("product_id"), MAX_ID_LENGTH)
     title = _text("title", get("title"), MAX_TEXT_LENGTH)
     link = _url("link", get("link"))
     raw_price = get("price")
-    missing = [
-        name for name, value in (
-            ("product_id", product_id), ("title", title), ("link", link), ("price", raw_price))
-        if value is None or value == ""
-    ]
-    if missing:
+    if product_id is None or title is None or link is None or raw_price is None or (
+        raw_price == ""
+    ):
+        present = {"product_id": product_id, "title": title, "link": link, "price": raw_price}
+        missing = [name for name in REQUIRED_FIELDS if present[name] is None or present[name] == ""]
         raise RejectedRecord(
             f"missing required field{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
             field=missing[0],
@@ -282,13 +293,14 @@ def normalise(
     value = get("sale_price")
     sale_price = None if value is None else _price("sale_price", value, zero)
     value = get("shipping_cost")
-    shipping = None if value is None or value == "" else _shipping(value)
+    shipping = None if value is None or value == "" else _shipping(value, zero)
     value = get("availability_date")
-    available_on = None if value is None else _date(value)
+    available_on = None if value is None else _date("availability_date", value)
     value = get("additional_image_links")
     images = [] if value is None else _images(value)
     return (
         pos,
+        option,
         product_id,
         title,
         _text("description", value, MAX_TEXT_LENGTH)
@@ -300,9 +312,10 @@ def normalise(
         price,
         sale_price,
         code,
-        _choice("availability", get("availability"), AVAILABILITY_ALIASES, "in_stock"),
+        _choice("availability", get("availability"), AVAILABILITY_ALIASES,
+                DEFAULT_AVAILABILITY),
         available_on,
-        _choice("condition", get("condition"), CONDITION_ALIASES, "new"),
+        _choice("condition", get("condition"), CONDITION_ALIASES, DEFAULT_CONDITION),
         _text("brand", value, MAX_TEXT_LENGTH) if (value := get("brand")) is not None else None,
         _text("gtin", value, MAX_ID_LENGTH) if (value := get("gtin")) is not None else None,
         _text("mpn", value, MAX_ID_LENGTH) if (value := get("mpn")) is not None else None,
@@ -315,20 +328,52 @@ def normalise(
         _text("naver_category", value, MAX_TEXT_LENGTH)
         if (value := get("naver_category")) is not None else None,
         shipping,
+        *[None if (value := get(name)) is None else _text(name, value, MAX_ATTRIBUTE_LENGTH)
+          for name in VARIANT_ATTRIBUTES],
+        *(_NO_WINDOW if get("sale_price_start") is None and get("sale_price_end") is None
+          else _window(fields)),
         extra_text,
     )
 
 
-def _shipping(value: Any) -> Decimal:
+def _shipping(value: Any, zero_decimal: bool) -> Decimal:
+    # Negative costs pass: Naver's EP writes "payment on delivery" as -1.
     if isinstance(value, ParseFailure):
         raise reject(f"shipping_cost cannot be read: {value.reason}",
                      "shipping_cost", value.value)
+    if isinstance(value, dict) and "#text" in value:
+        value = value["#text"]
+    if isinstance(value, dict | list):
+        raise reject(f"shipping_cost is a {_kind(value)}, expected a number", "shipping_cost",
+                     value)
     try:
-        if isinstance(value, str) and value.strip().startswith("-"):
-            return -parse_price(value.strip()[1:])
-        return parse_price(value)
+        amount = parse_price(value, zero_decimal=zero_decimal)
     except ValueError as exc:
         raise reject(f"shipping_cost cannot be read: {exc}", "shipping_cost", value) from None
+    if abs(amount) >= PRICE_LIMIT:
+        raise reject(f"shipping_cost {amount} is too large (at most 9999999999999999.9999: 16 "
+                     "digits before the point)", "shipping_cost", value)
+    return amount
+
+
+_NO_WINDOW = (None, None)
+
+
+def _window(fields: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """The sale price's window, each end ISO 8601; an end not after the start is refused."""
+    value = fields.get("sale_price_start")
+    start = None if value is None else _date("sale_price_start", value)
+    value = fields.get("sale_price_end")
+    end = None if value is None else _date("sale_price_end", value)
+    if start is not None and end is not None and end <= start:
+        raise reject(
+            f"sale_price_end {end.isoformat()} is not after sale_price_start "
+            f"{start.isoformat()}: a sale must end after it starts", "sale_price_end",
+            fields.get("sale_price_end"),
+        )
+    return start, end
 
 
 ROW_COLUMNS = (*PRODUCT_FIELDS, "extra")
+# The staging table's columns, in COPY order: the record's position and its option's, then the row.
+STAGING_COLUMNS = ("pos", "option", *ROW_COLUMNS)

@@ -6,6 +6,7 @@ shop sends that are not mapped are kept in ``extra`` (jsonb).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Final
 
 # Columns collect writes, in COPY order. ``extra`` and ``content_hash`` are computed by collect.
@@ -31,16 +32,40 @@ PRODUCT_FIELDS: Final = (
     "google_product_category",
     "naver_category",
     "shipping_cost",
+    # Variant attributes (apparel and anything with options) and the sale price's window
+    # (migration 0007). Stored as the shop wrote them, trimmed; the channels spell them.
+    "color",
+    "size",
+    "gender",
+    "age_group",
+    "material",
+    "pattern",
+    "size_system",
+    "size_type",
+    "sale_price_start",
+    "sale_price_end",
+)
+# The variant attributes above, stored as text of at most MAX_ATTRIBUTE_LENGTH characters.
+VARIANT_ATTRIBUTES: Final = (
+    "color", "size", "gender", "age_group", "material", "pattern", "size_system", "size_type",
 )
 REQUIRED_FIELDS: Final = ("product_id", "title", "link", "price")
 
+# The values ``products.availability`` and ``products.condition`` allow (migration 0001's CHECKs),
+# and what a product without one gets.
 AVAILABILITY: Final = ("in_stock", "out_of_stock", "preorder", "backorder", "discontinued")
 CONDITION: Final = ("new", "refurbished", "used")
+DEFAULT_AVAILABILITY: Final = "in_stock"
+DEFAULT_CONDITION: Final = "new"
 
 # Storage limits (the channels' own limits are the channels' rules, not these).
 MAX_ID_LENGTH: Final = 256
 MAX_TEXT_LENGTH: Final = 100_000
 MAX_URL_LENGTH: Final = 4_096
+MAX_ATTRIBUTE_LENGTH: Final = 1_000
+# numeric(20, 4): 16 digits before the point. PostgreSQL rounds to 4 places, half away from
+# zero, so this is the first amount that would round to 10¹⁶ and overflow the column.
+PRICE_LIMIT: Final = Decimal("9999999999999999.99995")
 MAX_ADDITIONAL_IMAGES: Final = 10
 
 # ISO 4217 minor units of the currencies we meet; an unknown code is rejected by collect.

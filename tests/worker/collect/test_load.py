@@ -19,7 +19,7 @@ AWKWARD = [
 
 def _row(pos: int, images: list[str]) -> tuple[Any, ...]:
     values: dict[str, Any] = dict.fromkeys(load.STAGING_COLUMNS)
-    values.update(pos=pos, product_id=f"p{pos}", title="t", link="https://a.example/p",
+    values.update(pos=pos, option=0, product_id=f"p{pos}", title="t", link="https://a.example/p",
                   additional_image_links=images, price=Decimal("1"), currency="KRW",
                   availability="in_stock", condition="new", extra="{}")
     return tuple(values[c] for c in load.STAGING_COLUMNS)

@@ -13,12 +13,11 @@ from bench import catalog_gen
 from submitter.shopfile import parse_shop
 from worker.collect.mapping import (
     CompiledMapping,
-    ParseFailure,
     column_problems,
     compile_mapping,
     mapping_problems,
-    parse_price,
 )
+from worker.collect.values import ParseFailure, parse_price
 from worker.common.errors import ConfigError
 
 
@@ -165,10 +164,12 @@ def test_unmapped_top_level_fields_go_to_extra() -> None:
 
 
 def test_empty_mapping_reads_internal_names_and_id() -> None:
-    record = {"id": "7", "title": "T", "link": "https://x/7", "price": "5", "color": "red"}
+    record = {"id": "7", "title": "T", "link": "https://x/7", "price": "5", "colour": "red",
+              "size": "M"}
     fields, extra = apply({}, record)
-    assert fields == {"product_id": "7", "title": "T", "link": "https://x/7", "price": "5"}
-    assert extra == {"color": "red"}
+    assert fields == {"product_id": "7", "title": "T", "link": "https://x/7", "price": "5",
+                      "size": "M"}
+    assert extra == {"colour": "red"}
     fields, _ = apply({}, {**record, "product_id": "P7"})
     assert fields["product_id"] == "P7"
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,32 @@ def test_every_format_loads_the_same_products(
     assert row["gtin"] == source["gtin"]
     assert "options" in row["extra"]  # unmapped, kept
     assert row["gone_at"] is None and row["changed_at"] == row["first_seen_at"]
+    # Every optional field, on every product, stored exactly as the source said.
+    for item in catalog_gen.products(N):
+        stored = rows[item["sku"]]
+        assert stored["description"] == item["desc"] and stored["brand"] == item["brand"]
+        assert stored["sale_price"] == item["sale_price"]
+        assert {f: stored[f] for f in catalog_gen.OPTIONAL_SOURCES} == expected_optional(item)
+
+
+CONDITIONS = {"new": "new", "신상품": "new", "중고": "used", "리퍼": "refurbished"}
+
+
+def expected_optional(item: dict[str, Any]) -> dict[str, Any]:
+    """What collect must store for the generator's optional fields, written out by hand."""
+    def moment(text: str) -> datetime | None:
+        return datetime.fromisoformat(text) if text else None
+
+    return {
+        "mobile_link": item["mobile_url"], "mpn": item["model_no"],
+        "shipping_cost": Decimal(item["ship_fee"]), "condition": CONDITIONS[item["state"]],
+        "availability_date": moment(item["release"]), "google_product_category": item["gpc"],
+        "naver_category": item["naver_cat"], "item_group_id": item["group_code"],
+        "color": item["colour"], "size": item["size_label"], "gender": item["sex"],
+        "age_group": item["age"], "material": item["fabric"], "pattern": item["motif"],
+        "size_system": item["sizing"], "size_type": item["fit"],
+        "sale_price_start": moment(item["sale_from"]), "sale_price_end": moment(item["sale_until"]),
+    }
 
 
 def test_identical_second_run_writes_nothing(
@@ -85,25 +113,41 @@ def test_identical_second_run_writes_nothing(
     assert xmin_after == xmin_before  # not one tuple rewritten
 
 
-def test_migration_0006_rehashes_stored_products_so_an_identical_run_changes_nothing(
-    conn: psycopg.Connection, run_collect: Any, tmp_path: Path
+# The hash expressions stored products carried before migrations 0006 and 0010.
+HASH_BEFORE = {
+    6: "decode(md5(ROW(title, description, link, mobile_link, image_link, additional_image_links, "
+       "price, sale_price, currency, availability, availability_date, condition, brand, gtin, mpn, "
+       "item_group_id, product_type, google_product_category, naver_category, shipping_cost, "
+       "extra)::text), 'hex')",
+    10: "int8send(hash_record_extended(ROW(title, description, link, mobile_link, image_link, "
+        "additional_image_links, price, sale_price, currency, availability, availability_date, "
+        "condition, brand, gtin, mpn, item_group_id, product_type, google_product_category, "
+        "naver_category, shipping_cost, extra), 0))",
+}
+# The fields that code before migration 0007 did not collect (its columns stay NULL).
+SINCE_0007 = ("color", "size", "gender", "age_group", "material", "pattern", "size_system",
+              "size_type", "sale_price_start", "sale_price_end")
+
+
+@pytest.mark.parametrize("upgrade_from", [6, 10])
+def test_the_rehash_migrations_make_an_upgrade_announce_no_false_updates(
+    conn: psycopg.Connection, run_collect: Any, tmp_path: Path, upgrade_from: int
 ) -> None:
-    """Products stored under the old md5 hash, re-hashed by migration 0006, stay unchanged."""
+    """Products stored under an older hash, re-hashed by the migrations since, stay unchanged:
+    an identical re-run after the upgrade reports 0 updated (the summary EP announces no U)."""
     from worker.common.db import migrations
 
-    register(conn, "json", write_catalog(tmp_path / "c.json", "json", count=N))
+    mapping = {k: v for k, v in catalog_gen.MAPPINGS["json"].items() if k not in SINCE_0007}
+    register(conn, "json", write_catalog(tmp_path / "c.json", "json", count=N), mapping=mapping)
     run_collect()
     new_hashes = dict(conn.execute("SELECT product_id, content_hash FROM products").fetchall())
-    # What the stored hashes were before 0006 (md5 of the row's text, 16 bytes).
-    conn.execute(
-        "UPDATE products SET content_hash = decode(md5(ROW(title, description, link, "
-        "mobile_link, image_link, additional_image_links, price, sale_price, currency, "
-        "availability, availability_date, condition, brand, gtin, mpn, item_group_id, "
-        "product_type, google_product_category, naver_category, shipping_cost, extra)::text), "
-        "'hex')"
-    )
-    (rehash,) = [m for m in migrations() if m.version == 6]
-    conn.execute(rehash.sql)
+    # The products as the older code stored them: its hash of the same content.
+    conn.execute(f"UPDATE products SET content_hash = {HASH_BEFORE[upgrade_from]}")
+    assert dict(conn.execute("SELECT product_id, content_hash FROM products").fetchall()) != (
+        new_hashes)
+    for migration in migrations():
+        if upgrade_from <= migration.version and "content_hash" in migration.sql:
+            conn.execute(migration.sql)
     assert dict(conn.execute("SELECT product_id, content_hash FROM products").fetchall()) == (
         new_hashes)
     assert all(len(h) == 8 for h in new_hashes.values())
@@ -111,6 +155,24 @@ def test_migration_0006_rehashes_stored_products_so_an_identical_run_changes_not
     conn.commit()
     result, _ = run_collect()
     assert result.counts["unchanged"] == N and result.counts["updated"] == 0
+
+
+def test_migration_0010_hashes_every_column_as_collect_does(
+    conn: psycopg.Connection, run_collect: Any, tmp_path: Path
+) -> None:
+    """With every optional column filled, 0010's expression is the load's, column for column."""
+    from worker.common.db import migrations
+
+    register(conn, "json", write_catalog(tmp_path / "c.json", "json", count=N))
+    run_collect()
+    assert conn.execute("SELECT count(*) FROM products WHERE color IS NOT NULL AND "
+                        "size_type IS NOT NULL AND shipping_cost IS NOT NULL").fetchone() == (N,)
+    hashes = dict(conn.execute("SELECT product_id, content_hash FROM products").fetchall())
+    conn.execute("UPDATE products SET content_hash = '\\x00'")
+    (rehash,) = [m for m in migrations() if m.version == 10]
+    conn.execute(rehash.sql)
+    assert dict(conn.execute("SELECT product_id, content_hash FROM products").fetchall()) == hashes
+    conn.rollback()
 
 
 def test_an_identical_local_file_is_skipped_unless_the_mapping_changed(
