@@ -148,28 +148,70 @@ _SPECIAL = tuple(
         "5f00::/16",  # SRv6 SIDs
     )
 )
-_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+# RFC 6052's well-known prefix (always /96) and RFC 8215's local-use prefix, inside which an
+# operator picks a /48, /56, /64 or /96 we cannot know: every one of those readings is checked.
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+_NAT64_LOCAL_USE_LENGTHS = (48, 56, 64, 96)
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_ZERO_V4 = ipaddress.IPv4Address(0)
+
+# RFC 6052 section 2.2: where the four IPv4 bytes sit for each prefix length. Byte 8 (bits 64–71,
+# the "u" octet) is never part of the address: the bytes on either side of it are.
+_NAT64_LAYOUT: dict[int, tuple[slice, ...]] = {
+    32: (slice(4, 8),),
+    40: (slice(5, 8), slice(9, 10)),
+    48: (slice(6, 8), slice(9, 11)),
+    56: (slice(7, 8), slice(9, 12)),
+    64: (slice(9, 13),),
+    96: (slice(12, 16),),
+}
+
+
+def nat64_ipv4(address: ipaddress.IPv6Address, prefix_length: int) -> ipaddress.IPv4Address:
+    """The IPv4 address embedded in ``address`` under an RFC 6052 prefix of ``prefix_length``."""
+    try:
+        layout = _NAT64_LAYOUT[prefix_length]
+    except KeyError:
+        raise ValueError(
+            f"RFC 6052 defines prefix lengths 32, 40, 48, 56, 64 and 96, not {prefix_length}"
+        ) from None
+    packed = address.packed
+    return ipaddress.IPv4Address(b"".join(packed[part] for part in layout))
+
+
+def nat64_candidates(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """Every IPv4 address a NAT64 translator might send ``address`` to (none outside NAT64)."""
+    if address in _NAT64_WELL_KNOWN:
+        return (nat64_ipv4(address, 96),)
+    if address in _NAT64_LOCAL_USE:
+        # 0.0.0.0 is what one length's zero padding reads as under another, not a destination.
+        found = (nat64_ipv4(address, n) for n in _NAT64_LOCAL_USE_LENGTHS)
+        return tuple(dict.fromkeys(a for a in found if a != _ZERO_V4)) or (_ZERO_V4,)
+    return ()
+
+
+def embedded_ipv4_all(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """Every IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64, compatible)."""
+    if address.ipv4_mapped is not None:
+        return (address.ipv4_mapped,)
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address.teredo is not None:
+        # The client's address is the one traffic ends at.
+        return (address.teredo[1],)
+    nat64 = nat64_candidates(address)
+    if nat64:
+        return nat64
+    if address in _IPV4_COMPATIBLE and int(address) > 1:
+        return (ipaddress.IPv4Address(address.packed[-4:]),)
+    return ()
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64, compatible)."""
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        # The client's address is the one traffic ends at.
-        return address.teredo[1]
-    packed = address.packed
-    if address in _NAT64[0]:
-        return ipaddress.IPv4Address(packed[-4:])
-    if address in _NAT64[1]:
-        # RFC 6052 /48: the IPv4 bytes sit in bytes 6..8 and 9..10 (byte 8 is the u-octet).
-        return ipaddress.IPv4Address(packed[6:9] + packed[10:11])
-    if address in _IPV4_COMPATIBLE and int(address) > 1:
-        return ipaddress.IPv4Address(packed[-4:])
-    return None
+    """The (first) IPv4 address an IPv6 address carries, or None."""
+    found = embedded_ipv4_all(address)
+    return found[0] if found else None
 
 
 def _classify_plain(address: IPAddress) -> str | None:
@@ -204,31 +246,33 @@ def classify_address(address: IPAddress) -> str | None:
     if isinstance(address, ipaddress.IPv6Address):
         if address.scope_id:
             return "scoped (zone index)"
-        inner = embedded_ipv4(address)
-        if inner is not None:
-            reason = _classify_plain(inner)
+        inner = embedded_ipv4_all(address)
+        for candidate in inner:
+            reason = _classify_plain(candidate)
             if reason is not None:
-                return f"{reason}, embedded in IPv6 as {inner}"
+                return f"{reason}, embedded in IPv6 as {candidate}"
+        if inner:
             # 6to4 and Teredo prefixes themselves are non-global; what matters is the inner address.
             return None
     return _classify_plain(address)
 
 
 def _in_allowed(address: IPAddress, allow: tuple[Network, ...]) -> bool:
-    candidates: list[IPAddress] = [address]
-    if isinstance(address, ipaddress.IPv6Address):
-        inner = embedded_ipv4(address)
-        if inner is not None:
-            candidates.append(inner)
-    return any(
-        candidate.version == network.version and candidate in network
-        for candidate in candidates
-        for network in allow
-    )
+    def allowed(candidate: IPAddress) -> bool:
+        return any(candidate.version == n.version and candidate in n for n in allow)
+
+    if allowed(address):
+        return True
+    # An address wrapping IPv4 is allowed when every IPv4 address it may reach is.
+    inner = embedded_ipv4_all(address) if isinstance(address, ipaddress.IPv6Address) else ()
+    return bool(inner) and all(allowed(candidate) for candidate in inner)
 
 
 def blocked_reason(address: IPAddress, allow: tuple[Network, ...] = ()) -> str | None:
     """Why the guard refuses ``address``; None when it is public or in an allowed network."""
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        # A zone index names an interface of this machine: no allowance covers that.
+        return "scoped (zone index)"
     if _in_allowed(address, allow):
         return None
     return classify_address(address)
@@ -331,10 +375,12 @@ def _resolve(host: str, port: int, shown: str) -> tuple[IPAddress, ...]:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
         raw = str(sockaddr[0])
-        address = ipaddress.ip_address(raw.split("%", 1)[0])
-        if family == socket.AF_INET6 and len(sockaddr) >= 4 and sockaddr[3]:
+        plain, _, zone = raw.partition("%")
+        address = ipaddress.ip_address(plain)
+        scope = sockaddr[3] if family == socket.AF_INET6 and len(sockaddr) >= 4 else 0
+        if family == socket.AF_INET6 and (scope or zone):
             # A scope id means a link-local zone; keep it visible to the guard.
-            address = ipaddress.IPv6Address(f"{address}%{sockaddr[3]}")
+            address = ipaddress.IPv6Address(f"{address}%{scope or zone}")
         if address not in addresses:
             addresses.append(address)
     if not addresses:
