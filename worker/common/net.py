@@ -12,7 +12,6 @@ import email.utils
 import functools
 import io
 import ipaddress
-import random
 import socket
 import ssl
 import threading
@@ -23,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import structlog
 import urllib3
@@ -36,7 +35,8 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from worker.common.errors import CatalogError, FatalError, TransientError
+from worker.common.errors import CatalogError, FatalError, TransientError, backoff_delay
+from worker.common.redact import redact as redact_url  # the one redaction function
 from worker.common.settings import Network
 
 log = structlog.get_logger(__name__)
@@ -296,6 +296,13 @@ class ResolvedURL:
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        # A traceback or a debugger may print this: never the credentials or the query string.
+        return (
+            f"ResolvedURL(url={redact_url(self.url)!r}, host={self.host!r}, port={self.port}, "
+            f"addresses={self.addresses!r})"
+        )
+
     @property
     def host_header(self) -> str:
         """The Host header: the name, with the port when it is not the scheme's default."""
@@ -306,19 +313,6 @@ class ResolvedURL:
     def origin(self) -> tuple[str, str, int]:
         """Scheme, host and port: credentials never follow a redirect to another origin."""
         return (self.scheme, self.host, self.port)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
 def _parse(url: str) -> tuple[str, str, int, str, str | None, str | None]:
@@ -523,11 +517,6 @@ class FetchResponse(io.RawIOBase):
 # ---------------------------------------------------------------------------------------------
 # fetch
 # ---------------------------------------------------------------------------------------------
-
-
-def _backoff_delay(attempt: int, base: float, cap: float) -> float:
-    # Full jitter (AWS architecture blog): spreads a thundering herd of array children.
-    return float(random.uniform(0, min(cap, base * (2**attempt))))  # noqa: S311
 
 
 def _retry_after(value: str | None, cap: float) -> float | None:
@@ -924,7 +913,7 @@ def _request(
         if attempt >= retries:
             raise failure
         if delay is None:
-            delay = _backoff_delay(attempt, base, cap)
+            delay = backoff_delay(attempt, base=base, cap=cap)
         if deadline is not None and clock() + delay > deadline:
             # Waiting would overrun the total time limit: give up now, with the reason.
             raise failure
