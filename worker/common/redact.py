@@ -13,8 +13,9 @@ import re
 
 MASK = "***"
 
-# A URL inside free text: a scheme, "://", then anything up to white space or a quote.
-_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>[^\s'\"<>`]*)")
+# A URL inside free text: a scheme, "://", then anything up to white space (a password may hold
+# quotes and brackets; a quote closing a quoted URL then goes with its path, harmlessly).
+_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>\S*)")
 # key=value secrets, as libpq, query strings and messages write them; a quoted value may hold
 # spaces and escaped quotes (libpq's conninfo syntax).
 _HIDDEN_KEYS = (
@@ -22,10 +23,10 @@ _HIDDEN_KEYS = (
     r"aws_secret_access_key|x-amz-security-token|x-amz-signature|signature|sig"
 )
 _KEY_VALUE = re.compile(
-    rf"(?P<key>(?<![A-Za-z0-9])(?:{_HIDDEN_KEYS}))(?P<eq>\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&;,]+)",
+    rf"(?P<key>(?<![A-Za-z0-9])(?:{_HIDDEN_KEYS}))(?P<eq>\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|\S+)",
     re.IGNORECASE,
 )
-_PORT = re.compile(r":\d*$")
+_PORT = re.compile(r":\d+$")
 
 
 def redact(text: str) -> str:
