@@ -468,16 +468,18 @@ class FetchResponse(io.RawIOBase):
             # One byte past the limit is enough to know the body is too large.
             want = min(want, self._max_bytes - self.bytes_read + 1)
         assert self._raw is not None
-        if self._deadline is not None and self._clock() > self._deadline:
-            raise FetchTimeout(
-                f"fetching {self._shown} took longer than its total time limit (stopped after "
-                f"{self.bytes_read} bytes): the server sends too slowly; a later attempt may "
-                "succeed",
-                url=self._shown,
-            )
         try:
-            chunk = self._raw.read(want, decode_content=False)
+            if self._deadline is None:
+                chunk = self._raw.read(want, decode_content=False)
+            else:
+                # read() would wait for all ``want`` bytes, a byte at a time if the server drips
+                # them; read1() returns what one receive brings, and the socket waits no longer
+                # than the time left, so the total limit holds whatever the server's pace.
+                self._bound_socket_wait()
+                chunk = self._raw.read1(want, decode_content=False)
         except ReadTimeoutError as exc:
+            if self._deadline is not None and self._clock() > self._deadline - 0.01:
+                raise self._past_deadline() from exc
             raise FetchTimeout(
                 f"reading {self._shown} stalled for {self._read_timeout:g}s after "
                 f"{self.bytes_read} bytes: the server stopped sending; a later attempt may succeed",
@@ -503,6 +505,24 @@ class FetchResponse(io.RawIOBase):
         view[: len(chunk)] = chunk
         self.bytes_read += len(chunk)
         return len(chunk)
+
+    def _past_deadline(self) -> FetchTimeout:
+        return FetchTimeout(
+            f"fetching {self._shown} took longer than its total time limit (stopped after "
+            f"{self.bytes_read} bytes): the server sends too slowly; a later attempt may succeed",
+            url=self._shown,
+        )
+
+    def _bound_socket_wait(self) -> None:
+        assert self._deadline is not None
+        remaining = self._deadline - self._clock()
+        if remaining < 0:
+            raise self._past_deadline()
+        connection = getattr(self._raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            wait = min(self._read_timeout, remaining) if self._read_timeout else remaining
+            sock.settimeout(max(wait, 0.001))
 
     def read1(self, size: int = -1) -> bytes:
         """One read of at most ``size`` bytes (lets io.TextIOWrapper sit directly on this)."""
@@ -853,6 +873,23 @@ def _request(
             pool = own = _pool(resolved, address, timeout, ssl_context)
         failure: FetchError
         delay: float | None = None
+        attempt_timeout = timeout
+        if deadline is not None:
+            remaining = deadline - clock()
+            if remaining < 0:
+                _close(own)
+                raise FetchTimeout(
+                    f"fetching {shown} took longer than its total time limit before the server "
+                    "answered; a later attempt may succeed",
+                    url=shown,
+                )
+            # Connecting and waiting for the headers count against the total limit too.
+            remaining = max(remaining, 0.001)
+            connect, read = timeout.connect_timeout, timeout.read_timeout
+            attempt_timeout = urllib3.Timeout(
+                connect=min(connect, remaining) if isinstance(connect, int | float) else remaining,
+                read=min(read, remaining) if isinstance(read, int | float) else remaining,
+            )
         try:
             raw = pool.urlopen(
                 "GET",
@@ -864,7 +901,7 @@ def _request(
                 decode_content=False,
                 assert_same_host=False,
                 release_conn=False,
-                timeout=timeout,
+                timeout=attempt_timeout,
             )
         except SSLError as exc:
             _close(own)

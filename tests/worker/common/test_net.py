@@ -965,7 +965,9 @@ def test_a_slow_body_is_stopped_by_the_total_time_limit(server: Server) -> None:
         with pytest.raises(FetchTimeout, match="total time limit") as caught:
             while response.read(10):
                 pass
-        assert response.bytes_read == 50
+        # The clock reads 0 at the start (deadline 5), 1 before the request, then 2, 3, 4, 5 before
+        # four reads of 10 bytes; 6 is past the limit.
+        assert response.bytes_read == 40
     assert exit_code_for(caught.value) == 75
 
 
@@ -975,7 +977,9 @@ def test_retries_stop_when_the_next_wait_would_pass_the_total_time_limit(
     server.routes["/f"] = lambda h: send(h, 503, b"", {"Retry-After": "1"})
     with (
         pytest.raises(TransientHttpError),
-        fetch(server.url("/f"), allow=LOOPBACK, retries=10, total_timeout=3, sleep=sleeps,
+        # The clock is read twice per attempt (the time left, then before a back-off): 1–2, 3–4,
+        # 5–6; the third back-off would end at 7, past the limit of 5.
+        fetch(server.url("/f"), allow=LOOPBACK, retries=10, total_timeout=5, sleep=sleeps,
               clock=TickingClock()),
     ):
         pass
