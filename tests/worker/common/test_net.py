@@ -1119,3 +1119,30 @@ def test_a_session_is_safe_across_threads(server: Server) -> None:
         server.url("/p0"), allow=LOOPBACK, session=session
     ):
         pass
+
+
+def test_a_server_dripping_a_byte_a_second_is_cut_at_the_total_time(server: Server) -> None:
+    sent: list[int] = []
+    stop = threading.Event()
+
+    def drip(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", "1000")
+        h.end_headers()
+        with contextlib.suppress(OSError):
+            while not stop.wait(1.0):
+                h.wfile.write(b"d")
+                h.wfile.flush()
+                sent.append(1)
+
+    server.routes["/drip"] = drip
+    try:
+        # Every byte arrives within the read timeout: only the total limit can end this.
+        with fetch(server.url("/drip"), allow=LOOPBACK, read_timeout=5, total_timeout=2) as response:
+            with pytest.raises(FetchTimeout, match="total time limit") as caught:
+                response.read()
+            assert response.bytes_read <= 3
+    finally:
+        stop.set()
+    assert len(sent) <= 4
+    assert exit_code_for(caught.value) == 75
