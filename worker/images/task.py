@@ -51,6 +51,8 @@ def run(
 
     with db.shop_lock(conn, shop.id, "images", timeout_s=settings.shop_lock_timeout):
         registered = state.register_urls(conn, shop.id, config)
+        # A later attempt of the same night (after a spent time budget, a kill) goes on from there.
+        since = state.night_started(conn, ctx.run_id, shop.id)
         stopped_early = False
         out_of_time = False
 
@@ -58,7 +60,7 @@ def run(
             nonlocal out_of_time
             # Stopping the supply (not the consumer) lets the attempts in flight finish and be
             # recorded.
-            for job in state.iter_jobs(conn, shop.id, config):
+            for job in state.iter_jobs(conn, shop.id, config, not_attempted_since=since):
                 if stopped_early:
                     return
                 if budget_end is not None and clock() >= budget_end:

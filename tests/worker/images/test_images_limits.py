@@ -4,6 +4,7 @@ decodes in flight, a bounded ICC transform cache, and progress committed by time
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from datetime import date
@@ -121,18 +122,30 @@ def test_past_its_time_budget_an_attempt_records_what_it_did_and_exits_75(
     for n in range(10):
         image_host.files[f"/p{n}.jpg"] = s.jpeg((600, 600), color=(20 * n, 100, 100))
         add_product(h.conn, h.shop, f"p{n}", image_host.url(f"/p{n}.jpg"))
+    # The night's run, and its first images attempt's row (the router writes it before the task).
+    h.conn.execute("INSERT INTO runs (id, run_date, shop_count) VALUES ('r1', '2026-11-29', 1)")
+    h.conn.execute(
+        "INSERT INTO task_runs (run_id, shop_id, task) VALUES ('r1', %s, 'images')", (h.shop.id,)
+    )
+    h.conn.commit()
+    ctx = dataclasses.replace(h.context(), run_id="r1")
     # The clock reads 0 at the start and 1 for the commit timer; the supply then reads 2, 3, 4
     # for three images and 5, the end of a 5-second budget, before the fourth.
     with pytest.raises(TransientError, match="IMAGES_TIME_BUDGET") as caught:
-        task.run(h.context(), config=fast(h, time_budget=5.0), clock=SteppingClock(1.0))
+        task.run(ctx, config=fast(h, time_budget=5.0), clock=SteppingClock(1.0))
     assert exit_code_for(caught.value) == 75
     first = statuses(h)
     assert sorted(first.values()).count("ok") == 3
     assert "after 3 image(s)" in str(caught.value)
+    done = {f"/{name}" for name, status in first.items() if status == "ok"}
 
-    # The next attempt goes on with the rest.
-    task.run(h.context(), config=fast(h))
+    # The next attempt of the same night goes on with the rest, and asks nothing of what was done
+    # (not even a conditional GET).
+    image_host.clear()
+    task.run(ctx, config=fast(h))
     assert set(statuses(h).values()) == {"ok"}
+    asked = {path for path, _ in image_host.hits}
+    assert asked == {f"/p{n}.jpg" for n in range(10)} - done
 
 
 # ---- progress committed by time as well as by count ---------------------------------------------
