@@ -5,6 +5,9 @@ decodes in flight, a bounded ICC transform cache, and progress committed by time
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import date
@@ -291,3 +294,45 @@ def test_the_transform_cache_is_keyed_by_digest_and_bounded_in_bytes() -> None:
     too_big = TransformCache(max_bytes=len(profile))
     too_big.get(profile, "RGB")
     assert (len(too_big), too_big.bytes) == (0, 0)  # used once, never kept
+
+
+MEASURE = """
+import io, resource, sys, threading
+from datetime import date
+from PIL import Image
+from worker.images.pipeline import MemoryBudget
+from worker.images.process import ProcessOptions, channel_rules, process_image
+
+budget = MemoryBudget(int(sys.argv[1]))
+out = io.BytesIO()
+Image.new("RGBA", (4000, 4000), (10, 200, 30, 128)).save(out, "PNG")
+data = out.getvalue()
+options = ProcessOptions(rules=channel_rules(apparel=False, on=date(2026, 11, 29)),
+                         channels=("google",))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+threads = [threading.Thread(target=process_image, args=(data, options),
+                            kwargs={"reserve": budget.reserve}) for _ in range(6)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, budget.peak)
+"""
+
+
+def test_the_decode_budget_bounds_real_memory_not_just_its_own_count() -> None:
+    # Six decoders at once on six 4000 × 4000 RGBA PNGs (64 MB of pixels each): with a budget
+    # of one image they take turns, and the process's peak memory shows it.
+    def peak_growth(budget: int) -> tuple[int, int]:
+        proc = subprocess.run(
+            [sys.executable, "-c", MEASURE, str(budget)], capture_output=True, text=True,
+            timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
+        assert proc.returncode == 0, proc.stderr
+        kib, reserved = proc.stdout.split()
+        return int(kib) * 1024, int(reserved)
+
+    bounded, bounded_reserved = peak_growth(70_000_000)
+    unbounded, unbounded_reserved = peak_growth(2_000_000_000)
+    assert bounded_reserved == 64_000_000 and unbounded_reserved > 2 * 64_000_000
+    assert bounded * 1.5 < unbounded
