@@ -15,20 +15,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import structlog
-from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from submitter.plan import PlannedJob
-from worker.common.errors import ConfigError, FatalError, TransientError
+from worker.common import aws
+from worker.common.errors import ConfigError, FatalError, TransientError, backoff_delay
 
 MAX_PAYLOAD_BYTES = 30 * 1024
 MAX_OVERRIDES_CHARS = 8_192
 DESCRIBE_BATCH = 100
 RUN_TAG = "catalog-batch:run-id"
 TASK_TAG = "catalog-batch:task"
-THROTTLING_CODES = frozenset({
-    "TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
-    "ProvisionedThroughputExceededException", "SlowDown",
-})
 
 log = structlog.get_logger(__name__)
 
@@ -92,28 +89,8 @@ def check_payload(payload: Mapping[str, Any]) -> None:
         )
 
 
-def make_client(*, endpoint_url: str | None = None, region_name: str | None = None) -> Any:
-    """A boto3 Batch client with its own retries off: ``BatchApi`` retries only what may pass."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "batch",
-        endpoint_url=endpoint_url,
-        region_name=region_name,
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
-    )
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Throttling, a 5xx, or a connection that failed: worth another attempt after a pause."""
-    if isinstance(exc, EndpointConnectionError | ConnectionError):
-        return True
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return error.get("Code") in THROTTLING_CODES or status == 429 or status >= 500
-    return False
+# The one Batch client factory, under the name the CLI and the Lambda call it by.
+make_client = aws.batch_client
 
 
 class BatchApi:
@@ -141,23 +118,27 @@ class BatchApi:
         for attempt in range(1, self.attempts + 1):
             try:
                 return method(**kwargs)
-            except (ClientError, EndpointConnectionError, ConnectionError) as exc:
-                if not is_retryable(exc):
+            except (ClientError, BotoCoreError, ConnectionError) as exc:
+                if not aws.is_transient(exc):
                     if isinstance(exc, ClientError):
-                        error = exc.response.get("Error", {})
                         raise ConfigError(
-                            f"AWS Batch refused {operation}: {error.get('Code')}: "
-                            f"{error.get('Message')} (check the job queue, job definition and "
-                            "the role's permissions)"
+                            f"AWS Batch refused {operation}: {aws.error_code(exc)}: "
+                            f"{aws.error_message(exc)} (check the job "
+                            "queue, job definition and the role's permissions)"
                         ) from exc
-                    raise
+                    raise aws.as_catalog_error(
+                        exc, f"AWS Batch {operation}",
+                        hint="check the region, the credentials and AWS_ENDPOINT_URL",
+                    ) from exc
                 if attempt == self.attempts:
                     raise TransientError(
                         f"AWS Batch {operation} still throttled or failing after {attempt} "
                         f"attempts: {exc}; a later invocation will complete the run"
                     ) from exc
                 # Full jitter: many submitters backing off together do not retry together.
-                delay = self._jitter() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                delay = backoff_delay(
+                    attempt - 1, base=self.base_delay, cap=self.max_delay, jitter=self._jitter
+                )
                 log.warning("batch.retry", operation=operation, attempt=attempt,
                             delay_s=round(delay, 3), error=str(exc))
                 self._sleep(delay)

@@ -34,6 +34,7 @@ from submitter.submit import submit_plan
 from worker.common import db
 from worker.common.errors import EXIT_DATAERR, EXIT_OK, CatalogError, ConfigError, exit_code_for
 from worker.common.logging import configure
+from worker.common.redact import redact
 from worker.common.settings import Settings
 from worker.common.shops import list_shops, upsert_shops
 
@@ -369,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CatalogError as exc:
-        print(f"catalog-submit {args.command}: {exc}", file=sys.stderr)
+        print(f"catalog-submit {args.command}: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         # The local executor has stopped its children; a submission resumes on the next call.
@@ -379,5 +380,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exit_code_for(exc)
         if code == 1:
             raise
-        print(f"catalog-submit {args.command}: {exc}", file=sys.stderr)
+        print(f"catalog-submit {args.command}: {redact(str(exc))}", file=sys.stderr)
         return code if code else EXIT_DATAERR

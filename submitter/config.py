@@ -92,23 +92,20 @@ def resolve_database_url(config: SubmitterConfig, *, secrets_client: Any = None)
             "DATABASE_URL is not set and no DATABASE_SECRET_ARN names a secret holding it: give "
             "one of them (e.g. DATABASE_URL=postgresql://user@host:5432/db)"
         )
-    if secrets_client is None:
-        import boto3
-
-        secrets_client = boto3.client("secretsmanager", endpoint_url=config.aws_endpoint_url)
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from worker.common import aws
+
+    if secrets_client is None:
+        secrets_client = aws.secrets_client(endpoint_url=config.aws_endpoint_url)
     try:
         value = secrets_client.get_secret_value(SecretId=config.database_secret_arn)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure"):
-            raise ConfigError(
-                f"cannot read the database secret {config.database_secret_arn}: {code}"
-            ) from exc
-        raise TransientError(
-            f"reading the database secret {config.database_secret_arn} failed: {code}"
-        ) from exc
-    except BotoCoreError as exc:
-        raise TransientError(f"reading the database secret failed: {exc}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        failure = aws.as_catalog_error(
+            exc, f"reading the database secret {config.database_secret_arn}",
+            hint="check the secret's ARN and the role's secretsmanager:GetSecretValue permission",
+        )
+        if isinstance(failure, TransientError):
+            raise failure from exc
+        raise ConfigError(str(failure)) from exc
     return database_url_from_secret(str(value.get("SecretString") or ""))

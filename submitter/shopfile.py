@@ -17,7 +17,7 @@ from typing import Any
 from worker.collect.mapping import mapping_problems
 from worker.common.errors import ConfigError
 from worker.common.product import CURRENCY_DECIMALS
-from worker.common.shops import _SHARE_OPTIONS, DEFAULT_OPTIONS, FORMATS, SHOP_ID, Shop
+from worker.common.shops import _SHARE_OPTIONS, DEFAULT_OPTIONS, FORMATS, Shop, is_shop_id
 from worker.feed.channels import registry
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
@@ -48,7 +48,7 @@ def parse_shop(raw: Mapping[str, Any], where: str) -> Shop:
     for key in raw:
         if key not in known:
             problems.append(f"unknown field {key!r}: expected one of {', '.join(sorted(known))}")
-    if not isinstance(shop_id, str) or not SHOP_ID.match(shop_id):
+    if not is_shop_id(shop_id):
         problems.append(
             f"id {shop_id!r} is invalid: expected 1–64 letters, digits, '-' or '_', "
             "starting with a letter or digit"

@@ -20,6 +20,7 @@ from worker.common.errors import (
     exit_code_for,
 )
 from worker.common.logging import bind_context, configure, get_logger
+from worker.common.redact import redact
 from worker.common.settings import TASKS, Settings
 from worker.common.shops import require_shop
 from worker.common.task import TaskContext, TaskResult
@@ -141,7 +142,8 @@ def run_task(task: str, settings: Settings) -> int:
         if isinstance(exc, KeyboardInterrupt):
             code = 75  # interrupted (a local Ctrl-C or SIGINT): another attempt may finish
         duration = time.monotonic() - started
-        message = str(exc) or type(exc).__name__
+        # Redacted before it reaches the log or the task row: a message may quote a URL or DSN.
+        message = redact(str(exc) or type(exc).__name__)
         if isinstance(exc, CatalogError) or code != 1:
             log.error("task.failed", exit_code=code, error=message, error_type=type(exc).__name__)
         else:
@@ -207,8 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
     except CatalogError as exc:
         configure("json", stream=sys.stderr)
-        get_logger("worker").error("config.invalid", task=task, error=str(exc))
-        print(f"catalog-worker {task}: {exc}", file=sys.stderr)
+        get_logger("worker").error("config.invalid", task=task, error=redact(str(exc)))
+        print(f"catalog-worker {task}: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     configure(settings.log_format)
     return run_task(task, settings)

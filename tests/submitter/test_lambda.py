@@ -117,7 +117,7 @@ def test_a_missing_secret_is_a_configuration_error(
     monkeypatch.setenv("DATABASE_SECRET_ARN",
                        "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf")
     lambda_handler.reset()
-    with pytest.raises(ConfigError, match=r"cannot read the database secret .*nope.*ResourceNotFound"):
+    with pytest.raises(ConfigError, match=r"reading the database secret .*nope.* failed: ResourceNotFound"):
         lambda_handler.handler(SCHEDULED, None)
 
 

@@ -18,6 +18,7 @@ from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from worker.common.errors import FatalError, TransientError
+from worker.common.redact import redact
 from worker.common.settings import Settings
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -109,6 +110,10 @@ class Source:
     compressed: bool = False
     _counter: Any = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        # A traceback or a log may print a Source: never its URL's credentials or query string.
+        return f"Source(url={describe(self.url)!r}, status={self.status}, compressed={self.compressed})"
+
     @property
     def bytes_read(self) -> int:
         counter = self._counter
@@ -136,12 +141,7 @@ class Source:
 
 def describe(url: str) -> str:
     """The source as named in messages: the URL without credentials or query string."""
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https", "s3"):
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path}"
-    return url
+    return redact(url)
 
 
 @contextmanager
@@ -216,42 +216,28 @@ def _open_file(url: str, where: str, etag: str | None = None) -> Iterator[Source
 def _open_s3(
     url: str, settings: Settings, etag: str | None, last_modified: str | None, where: str
 ) -> Iterator[Source]:
-    import boto3
     import botocore.exceptions
+
+    from worker.common import aws
 
     parts = urlsplit(url)
     bucket, key = parts.netloc, parts.path.lstrip("/")
     if not bucket or not key:
         raise FatalError(f"{where}: an S3 source must be s3://bucket/key")
-    client = boto3.client("s3", endpoint_url=settings.aws_endpoint_url)
+    client = aws.s3_client(settings.aws_endpoint_url)
     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if etag:
         kwargs["IfNoneMatch"] = etag
     try:
         response = client.get_object(**kwargs)
-    except botocore.exceptions.ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if status == 304 or code in ("304", "NotModified"):
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        if aws.http_status(exc) == 304 or aws.error_code(exc) in ("304", "NotModified"):
             yield Source(url=url, stream=io.BufferedReader(io.BytesIO(b"")), status=304,
                          etag=etag, last_modified=last_modified)
             return
-        if code in ("NoSuchKey", "NoSuchBucket", "AccessDenied", "404", "403") or (
-            400 <= status < 500 and status != 429
-        ):
-            raise FatalError(
-                f"{where}: S3 refused the object ({code or status}): check the bucket, the key "
-                "and the job role's s3:GetObject permission"
-            ) from exc
-        raise TransientError(
-            f"{where}: S3 error {code or status}; a later attempt will retry"
-        ) from exc
-    except (botocore.exceptions.EndpointConnectionError,
-            botocore.exceptions.ConnectionClosedError,
-            botocore.exceptions.ReadTimeoutError) as exc:
-        raise TransientError(
-            f"{where}: cannot reach S3 ({exc}); a later attempt will retry"
+        raise aws.as_catalog_error(
+            exc, f"{where}: reading the S3 object",
+            hint="check the bucket, the key and the job role's s3:GetObject permission",
         ) from exc
     body = response["Body"]
     try:

@@ -11,7 +11,11 @@ Anything else that escapes a task is a bug: exit 1, its traceback logged as one 
 
 from __future__ import annotations
 
+import errno
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_BUG = 1
@@ -70,3 +74,52 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, TimeoutError | ConnectionError):
         return EXIT_TEMPFAIL
     return EXIT_BUG
+
+
+def backoff_delay(
+    attempt: int, *, base: float, cap: float, jitter: Callable[[], float] = random.random
+) -> float:
+    """The pause before retry ``attempt`` (0 for the first retry) of something transient.
+
+    Exponential with full jitter (the AWS Architecture Blog's "Exponential Backoff And Jitter"):
+    ``jitter() × min(cap, base × 2^attempt)``, so that many array children that failed together
+    do not retry together. The one back-off of the project (fetches, AWS Batch calls).
+    """
+    return float(jitter()) * min(cap, base * 2.0 ** max(0, attempt))
+
+
+# errno values a later attempt may not meet: a full or failing disk, a busy resource.
+_TRANSIENT_ERRNOS = frozenset(
+    code for code in (
+        errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY, errno.EINTR,
+        errno.ENOMEM, errno.EDQUOT, errno.ETIMEDOUT, errno.ENFILE, errno.EMFILE,
+        getattr(errno, "ESTALE", None),
+    ) if code is not None
+)
+
+
+_ADVICE = {
+    errno.ENOENT: "it does not exist",
+    errno.EACCES: "permission denied: check the permissions of OUTPUT_URL and the user running",
+    errno.EPERM: "not permitted: check the permissions of OUTPUT_URL and the user running",
+    errno.ENOTDIR: "a file stands where a folder is needed: point OUTPUT_URL at a folder",
+    errno.EISDIR: "a folder stands where a file is needed: remove it or choose another OUTPUT_URL",
+    errno.EEXIST: "a file stands where a folder is needed: point OUTPUT_URL at a folder",
+    errno.EROFS: "the file system is read-only: point OUTPUT_URL at a writable folder",
+}
+
+
+def os_error(exc: OSError, doing: str, path: Path | str | None = None) -> FatalError | TransientError:
+    """An unexpected ``OSError`` of a store or a file as ours, by its errno, naming the path.
+
+    A full disk, I/O errors and busy resources are transient (75): another attempt, maybe on
+    another host, may pass. Permissions, a file where a folder should be (and the reverse), a
+    read-only file system and every other errno are fatal (65): the configuration must change.
+    """
+    where = path if path is not None else (exc.filename or "?")
+    name = errno.errorcode.get(exc.errno or 0, "")
+    reason = f"{exc.strerror or exc}{f' ({name})' if name else ''}"
+    if exc.errno in _TRANSIENT_ERRNOS:
+        return TransientError(f"{doing}: {where}: {reason}; a later attempt may succeed")
+    advice = _ADVICE.get(exc.errno or 0, "check that OUTPUT_URL names a writable folder")
+    return FatalError(f"{doing}: {where}: {reason}; {advice}")

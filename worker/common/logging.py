@@ -1,7 +1,9 @@
 """structlog, configured in one place: JSON lines in Batch, a console renderer on a terminal.
 
 Context (run_id, shop_id, task, array_index, job_id, attempt) is bound once with contextvars, so
-every event of the process carries it.
+every event of the process carries it. Every event passes through the one redaction function on its
+way out, and a traceback is logged without its frames' local variables (a shop's source URL, a
+connection string), whatever the renderer.
 """
 
 from __future__ import annotations
@@ -11,6 +13,32 @@ import sys
 from typing import Any, TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
+
+from worker.common.redact import redact
+
+# Tracebacks as data, without local variables: a frame's locals would carry secrets into the log.
+_TRACEBACK_AS_DICT = structlog.processors.ExceptionRenderer(
+    ExceptionDictTransformer(show_locals=False)
+)
+
+
+def redact_event(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A structlog processor: every string in the event (nested ones too) redacted."""
+    return {key: _redacted(value) for key, value in event.items()}
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    # What a renderer would print of any other object (an exception, a Shop): its text, redacted.
+    return redact(str(value) if isinstance(value, BaseException) else repr(value))
 
 
 class _CurrentStdout:
@@ -36,11 +64,16 @@ def configure(log_format: str = "json", *, stream: TextIO | None = None, level: 
     ]
     renderer: Any
     if log_format == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty() if hasattr(out, "isatty") else False)
-        tail: list[Any] = []
+        # Python's plain traceback (never rich's or better-exceptions', which print locals), made
+        # a string here so that it is redacted like every other field.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=out.isatty() if hasattr(out, "isatty") else False,
+            exception_formatter=structlog.dev.plain_traceback,
+        )
+        tail: list[Any] = [structlog.processors.format_exc_info, redact_event]
     else:
         # A traceback becomes one field of one JSON event, never many lines.
-        tail = [structlog.processors.dict_tracebacks]
+        tail = [_TRACEBACK_AS_DICT, redact_event]
         renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
     structlog.configure(
         processors=[*shared, structlog.processors.StackInfoRenderer(), *tail, renderer],
@@ -52,7 +85,10 @@ def configure(log_format: str = "json", *, stream: TextIO | None = None, level: 
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[*shared, structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
+            processors=[
+                *shared, structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail,
+                renderer,
+            ]
         )
     )
     root = logging.getLogger()

@@ -12,7 +12,6 @@ import email.utils
 import functools
 import io
 import ipaddress
-import random
 import socket
 import ssl
 import threading
@@ -23,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import structlog
 import urllib3
@@ -36,7 +35,8 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from worker.common.errors import CatalogError, FatalError, TransientError
+from worker.common.errors import CatalogError, FatalError, TransientError, backoff_delay
+from worker.common.redact import redact as redact_url  # the one redaction function
 from worker.common.settings import Network
 
 log = structlog.get_logger(__name__)
@@ -148,28 +148,70 @@ _SPECIAL = tuple(
         "5f00::/16",  # SRv6 SIDs
     )
 )
-_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+# RFC 6052's well-known prefix (always /96) and RFC 8215's local-use prefix, inside which an
+# operator picks a /48, /56, /64 or /96 we cannot know: every one of those readings is checked.
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+_NAT64_LOCAL_USE_LENGTHS = (48, 56, 64, 96)
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_ZERO_V4 = ipaddress.IPv4Address(0)
+
+# RFC 6052 section 2.2: where the four IPv4 bytes sit for each prefix length. Byte 8 (bits 64–71,
+# the "u" octet) is never part of the address: the bytes on either side of it are.
+_NAT64_LAYOUT: dict[int, tuple[slice, ...]] = {
+    32: (slice(4, 8),),
+    40: (slice(5, 8), slice(9, 10)),
+    48: (slice(6, 8), slice(9, 11)),
+    56: (slice(7, 8), slice(9, 12)),
+    64: (slice(9, 13),),
+    96: (slice(12, 16),),
+}
+
+
+def nat64_ipv4(address: ipaddress.IPv6Address, prefix_length: int) -> ipaddress.IPv4Address:
+    """The IPv4 address embedded in ``address`` under an RFC 6052 prefix of ``prefix_length``."""
+    try:
+        layout = _NAT64_LAYOUT[prefix_length]
+    except KeyError:
+        raise ValueError(
+            f"RFC 6052 defines prefix lengths 32, 40, 48, 56, 64 and 96, not {prefix_length}"
+        ) from None
+    packed = address.packed
+    return ipaddress.IPv4Address(b"".join(packed[part] for part in layout))
+
+
+def nat64_candidates(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """Every IPv4 address a NAT64 translator might send ``address`` to (none outside NAT64)."""
+    if address in _NAT64_WELL_KNOWN:
+        return (nat64_ipv4(address, 96),)
+    if address in _NAT64_LOCAL_USE:
+        # 0.0.0.0 is what one length's zero padding reads as under another, not a destination.
+        found = (nat64_ipv4(address, n) for n in _NAT64_LOCAL_USE_LENGTHS)
+        return tuple(dict.fromkeys(a for a in found if a != _ZERO_V4)) or (_ZERO_V4,)
+    return ()
+
+
+def embedded_ipv4_all(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """Every IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64, compatible)."""
+    if address.ipv4_mapped is not None:
+        return (address.ipv4_mapped,)
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address.teredo is not None:
+        # The client's address is the one traffic ends at.
+        return (address.teredo[1],)
+    nat64 = nat64_candidates(address)
+    if nat64:
+        return nat64
+    if address in _IPV4_COMPATIBLE and int(address) > 1:
+        return (ipaddress.IPv4Address(address.packed[-4:]),)
+    return ()
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64, compatible)."""
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        # The client's address is the one traffic ends at.
-        return address.teredo[1]
-    packed = address.packed
-    if address in _NAT64[0]:
-        return ipaddress.IPv4Address(packed[-4:])
-    if address in _NAT64[1]:
-        # RFC 6052 /48: the IPv4 bytes sit in bytes 6..8 and 9..10 (byte 8 is the u-octet).
-        return ipaddress.IPv4Address(packed[6:9] + packed[10:11])
-    if address in _IPV4_COMPATIBLE and int(address) > 1:
-        return ipaddress.IPv4Address(packed[-4:])
-    return None
+    """The (first) IPv4 address an IPv6 address carries, or None."""
+    found = embedded_ipv4_all(address)
+    return found[0] if found else None
 
 
 def _classify_plain(address: IPAddress) -> str | None:
@@ -204,31 +246,33 @@ def classify_address(address: IPAddress) -> str | None:
     if isinstance(address, ipaddress.IPv6Address):
         if address.scope_id:
             return "scoped (zone index)"
-        inner = embedded_ipv4(address)
-        if inner is not None:
-            reason = _classify_plain(inner)
+        inner = embedded_ipv4_all(address)
+        for candidate in inner:
+            reason = _classify_plain(candidate)
             if reason is not None:
-                return f"{reason}, embedded in IPv6 as {inner}"
+                return f"{reason}, embedded in IPv6 as {candidate}"
+        if inner:
             # 6to4 and Teredo prefixes themselves are non-global; what matters is the inner address.
             return None
     return _classify_plain(address)
 
 
 def _in_allowed(address: IPAddress, allow: tuple[Network, ...]) -> bool:
-    candidates: list[IPAddress] = [address]
-    if isinstance(address, ipaddress.IPv6Address):
-        inner = embedded_ipv4(address)
-        if inner is not None:
-            candidates.append(inner)
-    return any(
-        candidate.version == network.version and candidate in network
-        for candidate in candidates
-        for network in allow
-    )
+    def allowed(candidate: IPAddress) -> bool:
+        return any(candidate.version == n.version and candidate in n for n in allow)
+
+    if allowed(address):
+        return True
+    # An address wrapping IPv4 is allowed when every IPv4 address it may reach is.
+    inner = embedded_ipv4_all(address) if isinstance(address, ipaddress.IPv6Address) else ()
+    return bool(inner) and all(allowed(candidate) for candidate in inner)
 
 
 def blocked_reason(address: IPAddress, allow: tuple[Network, ...] = ()) -> str | None:
     """Why the guard refuses ``address``; None when it is public or in an allowed network."""
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        # A zone index names an interface of this machine: no allowance covers that.
+        return "scoped (zone index)"
     if _in_allowed(address, allow):
         return None
     return classify_address(address)
@@ -252,6 +296,13 @@ class ResolvedURL:
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        # A traceback or a debugger may print this: never the credentials or the query string.
+        return (
+            f"ResolvedURL(url={redact_url(self.url)!r}, host={self.host!r}, port={self.port}, "
+            f"addresses={self.addresses!r})"
+        )
+
     @property
     def host_header(self) -> str:
         """The Host header: the name, with the port when it is not the scheme's default."""
@@ -262,19 +313,6 @@ class ResolvedURL:
     def origin(self) -> tuple[str, str, int]:
         """Scheme, host and port: credentials never follow a redirect to another origin."""
         return (self.scheme, self.host, self.port)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
 def _parse(url: str) -> tuple[str, str, int, str, str | None, str | None]:
@@ -331,10 +369,12 @@ def _resolve(host: str, port: int, shown: str) -> tuple[IPAddress, ...]:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
         raw = str(sockaddr[0])
-        address = ipaddress.ip_address(raw.split("%", 1)[0])
-        if family == socket.AF_INET6 and len(sockaddr) >= 4 and sockaddr[3]:
+        plain, _, zone = raw.partition("%")
+        address = ipaddress.ip_address(plain)
+        scope = sockaddr[3] if family == socket.AF_INET6 and len(sockaddr) >= 4 else 0
+        if family == socket.AF_INET6 and (scope or zone):
             # A scope id means a link-local zone; keep it visible to the guard.
-            address = ipaddress.IPv6Address(f"{address}%{sockaddr[3]}")
+            address = ipaddress.IPv6Address(f"{address}%{scope or zone}")
         if address not in addresses:
             addresses.append(address)
     if not addresses:
@@ -428,16 +468,18 @@ class FetchResponse(io.RawIOBase):
             # One byte past the limit is enough to know the body is too large.
             want = min(want, self._max_bytes - self.bytes_read + 1)
         assert self._raw is not None
-        if self._deadline is not None and self._clock() > self._deadline:
-            raise FetchTimeout(
-                f"fetching {self._shown} took longer than its total time limit (stopped after "
-                f"{self.bytes_read} bytes): the server sends too slowly; a later attempt may "
-                "succeed",
-                url=self._shown,
-            )
         try:
-            chunk = self._raw.read(want, decode_content=False)
+            if self._deadline is None:
+                chunk = self._raw.read(want, decode_content=False)
+            else:
+                # read() would wait for all ``want`` bytes, a byte at a time if the server drips
+                # them; read1() returns what one receive brings, and the socket waits no longer
+                # than the time left, so the total limit holds whatever the server's pace.
+                self._bound_socket_wait()
+                chunk = self._raw.read1(want, decode_content=False)
         except ReadTimeoutError as exc:
+            if self._deadline is not None and self._clock() > self._deadline - 0.01:
+                raise self._past_deadline() from exc
             raise FetchTimeout(
                 f"reading {self._shown} stalled for {self._read_timeout:g}s after "
                 f"{self.bytes_read} bytes: the server stopped sending; a later attempt may succeed",
@@ -464,6 +506,24 @@ class FetchResponse(io.RawIOBase):
         self.bytes_read += len(chunk)
         return len(chunk)
 
+    def _past_deadline(self) -> FetchTimeout:
+        return FetchTimeout(
+            f"fetching {self._shown} took longer than its total time limit (stopped after "
+            f"{self.bytes_read} bytes): the server sends too slowly; a later attempt may succeed",
+            url=self._shown,
+        )
+
+    def _bound_socket_wait(self) -> None:
+        assert self._deadline is not None
+        remaining = self._deadline - self._clock()
+        if remaining < 0:
+            raise self._past_deadline()
+        connection = getattr(self._raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            wait = min(self._read_timeout, remaining) if self._read_timeout else remaining
+            sock.settimeout(max(wait, 0.001))
+
     def read1(self, size: int = -1) -> bytes:
         """One read of at most ``size`` bytes (lets io.TextIOWrapper sit directly on this)."""
         return self.read(size if size >= 0 else io.DEFAULT_BUFFER_SIZE) or b""
@@ -477,11 +537,6 @@ class FetchResponse(io.RawIOBase):
 # ---------------------------------------------------------------------------------------------
 # fetch
 # ---------------------------------------------------------------------------------------------
-
-
-def _backoff_delay(attempt: int, base: float, cap: float) -> float:
-    # Full jitter (AWS architecture blog): spreads a thundering herd of array children.
-    return float(random.uniform(0, min(cap, base * (2**attempt))))  # noqa: S311
 
 
 def _retry_after(value: str | None, cap: float) -> float | None:
@@ -818,6 +873,23 @@ def _request(
             pool = own = _pool(resolved, address, timeout, ssl_context)
         failure: FetchError
         delay: float | None = None
+        attempt_timeout = timeout
+        if deadline is not None:
+            remaining = deadline - clock()
+            if remaining < 0:
+                _close(own)
+                raise FetchTimeout(
+                    f"fetching {shown} took longer than its total time limit before the server "
+                    "answered; a later attempt may succeed",
+                    url=shown,
+                )
+            # Connecting and waiting for the headers count against the total limit too.
+            remaining = max(remaining, 0.001)
+            connect, read = timeout.connect_timeout, timeout.read_timeout
+            attempt_timeout = urllib3.Timeout(
+                connect=min(connect, remaining) if isinstance(connect, int | float) else remaining,
+                read=min(read, remaining) if isinstance(read, int | float) else remaining,
+            )
         try:
             raw = pool.urlopen(
                 "GET",
@@ -829,7 +901,7 @@ def _request(
                 decode_content=False,
                 assert_same_host=False,
                 release_conn=False,
-                timeout=timeout,
+                timeout=attempt_timeout,
             )
         except SSLError as exc:
             _close(own)
@@ -878,7 +950,7 @@ def _request(
         if attempt >= retries:
             raise failure
         if delay is None:
-            delay = _backoff_delay(attempt, base, cap)
+            delay = backoff_delay(attempt, base=base, cap=cap)
         if deadline is not None and clock() + delay > deadline:
             # Waiting would overrun the total time limit: give up now, with the reason.
             raise failure

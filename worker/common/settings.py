@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from worker.common.errors import ConfigError
+from worker.common.redact import redact
 
 TASKS = ("collect", "feed", "images")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -44,6 +45,16 @@ class Settings:
     # The public http(s) address of OUTPUT_URL's root (a CDN or the bucket's website), for the image
     # URLs written into feeds: the platforms cannot fetch s3:// or a local path.
     public_base_url: str | None = None
+    # images (docs/net-and-stores.md, "Images: time and memory"): the whole time one image's
+    # download may take, body included (a server dripping a byte every few seconds is cut here)...
+    image_total_timeout: float = 60.0
+    # ...the time one images attempt takes new images for (then it records what it did and exits
+    # 75, so that the next attempt continues: below the job definition's attempt timeout)...
+    images_time_budget: float = 3 * 3600.0
+    # ...the bytes of decoded pixels (width × height × 4 of each image being decoded) in flight...
+    image_decode_memory: int = 1 << 30
+    # ...and how often, at the latest, the images recorded so far are committed.
+    images_commit_seconds: float = 30.0
 
     @classmethod
     def from_env(
@@ -87,25 +98,32 @@ class Settings:
             ("postgresql://", "postgres://")
         ) and "=" not in database_url:
             problems.append(
-                f"DATABASE_URL={_redact(database_url)!r} is not a libpq URI: expected "
-                "postgresql://user@host:5432/db or 'host=… dbname=…'"
+                "DATABASE_URL is not a libpq URI (its value is not shown: it may hold a "
+                "password): expected postgresql://user@host:5432/db or 'host=… dbname=…'"
             )
 
         output_url = get("OUTPUT_URL") or "./out"
         if output_url.startswith("s3://"):
             bucket = output_url[5:].split("/", 1)[0]
             if not bucket:
-                problems.append(f"OUTPUT_URL={output_url!r} names no bucket: expected s3://bucket/prefix")
+                problems.append(f"OUTPUT_URL={redact(output_url)!r} names no bucket: expected s3://bucket/prefix")
         elif "://" in output_url and not output_url.startswith("file://"):
             problems.append(
-                f"OUTPUT_URL={output_url!r} has an unsupported scheme: expected s3://bucket/prefix "
+                f"OUTPUT_URL={redact(output_url)!r} has an unsupported scheme: expected s3://bucket/prefix "
                 "or a local folder"
             )
+        else:
+            blocker = _not_a_folder(output_url)
+            if blocker is not None:
+                problems.append(
+                    f"OUTPUT_URL={redact(output_url)!r} cannot be a folder: {blocker} is an existing file; "
+                    "point OUTPUT_URL at a folder (it is created if missing) or at s3://bucket/prefix"
+                )
 
         public_base_url = get("PUBLIC_BASE_URL")
         if public_base_url is not None and not public_base_url.startswith(("https://", "http://")):
             problems.append(
-                f"PUBLIC_BASE_URL={public_base_url!r} is not an http(s) address: expected the public "
+                f"PUBLIC_BASE_URL={redact(public_base_url)!r} is not an http(s) address: expected the public "
                 "address of OUTPUT_URL's root, such as https://cdn.example.com/nightly"
             )
 
@@ -141,6 +159,40 @@ class Settings:
         if force_raw not in ("0", "1", "true", "false", "yes", "no"):
             problems.append(f"CATALOG_FORCE={force_raw!r} is not a boolean: expected 1 or 0")
 
+        def seconds(name: str, default: float, minimum: float) -> float:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                problems.append(f"{name}={raw!r} is not a number of seconds: expected ≥ {minimum:g}")
+                return default
+            if not value >= minimum or value == float("inf"):
+                problems.append(f"{name}={raw} is out of range: expected seconds ≥ {minimum:g}")
+                return default
+            return value
+
+        from worker.common.shops import is_shop_id
+
+        shop_id = get("SHOP_ID")
+        if shop_id is not None and not is_shop_id(shop_id):
+            problems.append(
+                f"SHOP_ID={shop_id!r} is not a shop id: expected 1–64 letters, digits, '-' or '_', "
+                "starting with a letter or digit"
+            )
+        for position, part in enumerate(shop_ids or ()):
+            if part and not is_shop_id(part):
+                problems.append(
+                    f"SHOP_IDS entry {position} ({part!r}) is not a shop id: expected 1–64 "
+                    "letters, digits, '-' or '_', starting with a letter or digit"
+                )
+
+        image_total_timeout = seconds("IMAGE_TOTAL_TIMEOUT", 60.0, 1.0)
+        images_time_budget = seconds("IMAGES_TIME_BUDGET", 3 * 3600.0, 1.0)
+        images_commit_seconds = seconds("IMAGES_COMMIT_SECONDS", 30.0, 0.1)
+        image_decode_memory = integer("IMAGE_DECODE_MEMORY", 1 << 30, 1 << 20)
+
         lock_timeout = integer("SHOP_LOCK_TIMEOUT", 600, 0)
         array_index = integer("AWS_BATCH_JOB_ARRAY_INDEX", 0, 0)
         array_size_raw = get("AWS_BATCH_JOB_ARRAY_SIZE")
@@ -157,7 +209,7 @@ class Settings:
             output_url=output_url,
             aws_endpoint_url=get("AWS_ENDPOINT_URL"),
             log_format=log_format,  # type: ignore[arg-type]
-            shop_id=get("SHOP_ID"),
+            shop_id=shop_id,
             shop_ids=shop_ids,
             run_id=get("RUN_ID"),
             array_index=array_index,
@@ -170,6 +222,10 @@ class Settings:
             shop_lock_timeout=float(lock_timeout),
             database_secret_arn=get("DATABASE_SECRET_ARN"),
             public_base_url=public_base_url.rstrip("/") if public_base_url else None,
+            image_total_timeout=image_total_timeout,
+            images_time_budget=images_time_budget,
+            image_decode_memory=image_decode_memory,
+            images_commit_seconds=images_commit_seconds,
         )
 
 
@@ -216,11 +272,18 @@ def _stdout_is_tty() -> bool:
         return False
 
 
-def _redact(url: str) -> str:
-    """A URI with its password hidden, for messages and logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
+def _not_a_folder(output_url: str) -> str | None:
+    """The existing non-folder on the way to a local OUTPUT_URL (itself or a parent), if any."""
+    from pathlib import Path
+    from urllib.parse import unquote, urlsplit
+
+    path = Path(unquote(urlsplit(output_url).path)) if output_url.startswith("file://") else Path(
+        output_url
+    )
+    for candidate in (path, *path.parents):
+        try:
+            if candidate.exists():
+                return None if candidate.is_dir() else str(candidate)
+        except OSError:
+            return None
+    return None

@@ -16,9 +16,16 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from worker.common.errors import FatalError
+from worker.common.redact import redact
 
-SHOP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# Matched with ``fullmatch`` (``is_shop_id``): "$" alone would also accept a trailing newline.
+SHOP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 FORMATS = ("json", "jsonl", "csv", "xml")
+
+
+def is_shop_id(value: object) -> bool:
+    """Whether ``value`` is a valid shop id, matched in full (no trailing newline, no padding)."""
+    return isinstance(value, str) and SHOP_ID.fullmatch(value) is not None
 
 
 # Per-shop options and their defaults; a shop may override any of them.
@@ -53,6 +60,14 @@ class Shop:
     source_last_modified: str | None = None
     # ISO 3166-1 alpha-2: the country the shop ships to (Google g:shipping, Meta shipping)
     country: str | None = None
+
+    def __repr__(self) -> str:
+        # What a traceback or a log may show of a shop: never its source's credentials or query
+        # string, never the whole row (mapping, options).
+        return (
+            f"Shop(id={self.id!r}, source_url={redact(self.source_url)!r}, format={self.format!r}, "
+            f"channels={self.channels!r}, active={self.active!r})"
+        )
 
     def option(self, name: str) -> Any:
         return self.options.get(name, DEFAULT_OPTIONS[name])

@@ -2,19 +2,24 @@
 
 ``handle(job)`` never raises for a bad image: every per-image problem becomes an ``Attempt`` with its
 ``Outcome``. What escapes is a failure of ours (the store, a bug), which must stop the task.
-Memory is bounded by construction: at most ``fetch_workers`` bodies (each ≤ ``max_bytes``) and at
-most ``decode_workers`` decoded images exist at once, whatever the shop's size.
+Memory is bounded by construction: at most ``fetch_workers`` bodies (each ≤ ``max_bytes``), at
+most ``decode_workers`` decodes (as many as the container's CPU quota allows), and decoded pixels
+within ``decode_memory`` bytes, whatever the shop's size. Each download is bounded in time as a
+whole (``total_timeout``), not only per read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TypeVar
 
 from worker.common import net
@@ -45,11 +50,91 @@ _FETCH_OUTCOMES = {
 }
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
 def _cores() -> int:
+    """The CPUs this process may run on (its affinity), not the machine's count."""
+    process_cpu_count = getattr(os, "process_cpu_count", None)  # Python 3.13
+    if process_cpu_count is not None:
+        return max(1, process_cpu_count() or 1)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def cgroup_cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
+    """The CPUs the container's cgroup quota allows (``1.5`` for 150 ms per 100 ms), or None.
+
+    cgroup v2 writes ``cpu.max`` as "QUOTA PERIOD" ("max PERIOD" when unlimited); cgroup v1
+    writes ``cpu.cfs_quota_us`` (-1 when unlimited) and ``cpu.cfs_period_us`` under the cpu
+    controller's folder. On Batch the host's cores are visible to the process; the quota is what
+    the job may actually use.
+    """
+    v2 = _read(root / "cpu.max")
+    if v2 is not None:
+        parts = v2.split()
+        if len(parts) == 2 and parts[0] != "max":
+            return _ratio(parts[0], parts[1])
+        return None
+    for folder in (root / "cpu", root / "cpu,cpuacct", root / "cpuacct,cpu", root):
+        quota, period = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
+        if quota is not None and period is not None:
+            return _ratio(quota, period)
+    return None
+
+
+def _ratio(quota: str, period: str) -> float | None:
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None
+    return q / p if q > 0 and p > 0 else None
+
+
+def decode_concurrency(root: Path = CGROUP_ROOT, cores: int | None = None) -> int:
+    """How many images to decode at once: the CPU quota (rounded down, at least 1), never more
+    than the CPUs the process may run on."""
+    available = cores if cores is not None else _cores()
+    quota = cgroup_cpu_quota(root)
+    if quota is None:
+        return max(1, available)
+    return max(1, min(available, math.floor(quota)))
+
+
+class MemoryBudget:
+    """Bytes of decoded pixels in flight: a decode reserves its share before it starts, and waits
+    while the others' reservations leave too little; thread-safe."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.in_use = 0
+        self.peak = 0
+        self._free = threading.Condition()
+
+    @contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        """Hold ``nbytes`` of the budget for the ``with`` block (``nbytes`` ≤ ``total``)."""
+        if nbytes > self.total:
+            raise ValueError(f"{nbytes} bytes is more than the whole budget of {self.total}")
+        with self._free:
+            self._free.wait_for(lambda: self.in_use + nbytes <= self.total)
+            self.in_use += nbytes
+            self.peak = max(self.peak, self.in_use)
+        try:
+            yield
+        finally:
+            with self._free:
+                self.in_use -= nbytes
+                self._free.notify_all()
 
 
 @dataclass(frozen=True)
@@ -60,10 +145,18 @@ class ImagesConfig:
     max_bytes: int = 25 * 1024 * 1024
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    total_timeout: float = 60.0  # one image's whole download, body included (IMAGE_TOTAL_TIMEOUT)
     retries: int = 2  # per image, within one attempt (net's jittered back-off)
     backoff_base: float = 0.5
     fetch_workers: int = 8  # downloads in flight, hence source bodies in memory
-    decode_workers: int = field(default_factory=_cores)  # decoded images in memory
+    decode_workers: int = field(default_factory=decode_concurrency)  # decodes at once
+    # Decoded pixels in flight (width × height × 4 of each decode), IMAGE_DECODE_MEMORY; an image
+    # needing more than all of it is refused as a bomb.
+    decode_memory: int = 1 << 30
+    # Seconds an attempt takes new images for (IMAGES_TIME_BUDGET); then it records what it did
+    # and exits 75, and the next attempt goes on. None: no budget.
+    time_budget: float | None = None
+    commit_seconds: float = 30.0  # progress committed at least this often (IMAGES_COMMIT_SECONDS)
     max_tries: int = 3  # consecutive nights a transiently failing URL is retried
     recheck_days: int = 7  # then: re-download URLs without validators, retry failed ones
     page_size: int = 500
@@ -85,6 +178,10 @@ class ImagesConfig:
         values: dict[str, object] = {
             "allow": settings.fetch_allow_networks,
             "public_base_url": settings.public_base_url,
+            "total_timeout": settings.image_total_timeout,
+            "decode_memory": settings.image_decode_memory,
+            "time_budget": settings.images_time_budget,
+            "commit_seconds": settings.images_commit_seconds,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -144,6 +241,7 @@ class ImageHandler:
         self.config = config
         # Downloads run fetch_workers wide; decoding only as wide as the machine has cores.
         self._decoding = threading.BoundedSemaphore(config.decode_workers)
+        self.memory = MemoryBudget(config.decode_memory)
         # Keys being uploaded right now (at most one per worker), so that two URLs that give the
         # same image in the same moment upload it once.
         self._uploading: dict[str, threading.Event] = {}
@@ -180,6 +278,7 @@ class ImageHandler:
                 max_bytes=config.max_bytes,
                 connect_timeout=config.connect_timeout,
                 read_timeout=config.read_timeout,
+                total_timeout=config.total_timeout,
                 retries=config.retries,
                 backoff_base=config.backoff_base,
             ) as response:
@@ -210,7 +309,7 @@ class ImageHandler:
             return attempt
         try:
             with self._decoding:
-                processed = process_image(data, self.options)
+                processed = process_image(data, self.options, reserve=self.memory.reserve)
         except ImageRejected as exc:
             attempt.outcome, attempt.error = exc.outcome, str(exc)
             return attempt

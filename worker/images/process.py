@@ -7,14 +7,17 @@ rules (``channel_rules``) are pure too, so the task and the feed agree on what "
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import struct
-from collections.abc import Iterable, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -167,12 +170,57 @@ class ProcessedImage:
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
-@lru_cache(maxsize=32)
-def _to_srgb(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
-    # Shops' photos tend to share a handful of profiles: build each transform once.
+# The transforms kept between images, bounded in bytes: a transform holds its profile's tables,
+# so the profile's size (twice: parsed and built) is its measure, and a shop sending a fresh
+# multi-megabyte profile with every image cannot make the cache grow past this.
+ICC_CACHE_BYTES = 16 * 1024 * 1024
+
+
+class TransformCache:
+    """sRGB transforms keyed by a digest of the profile (never the profile itself) and the mode,
+    least recently used first out once their measured bytes pass ``max_bytes``; thread-safe."""
+
+    def __init__(self, max_bytes: int = ICC_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.builds = 0
+        self._entries: OrderedDict[tuple[bytes, str], tuple[ImageCms.ImageCmsTransform, int]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
+        key = (hashlib.sha256(icc).digest(), mode)
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found[0]
+        transform = _build_transform(icc, mode)
+        size = 2 * len(icc)
+        with self._lock:
+            self.builds += 1
+            if size > self.max_bytes or key in self._entries:
+                return transform  # used for this image only
+            self._entries[key] = (transform, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.bytes -= dropped
+        return transform
+
+
+def _build_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
     source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
     # NOCACHE: LittleCMS's one-pixel cache lives in the transform, and threads share transforms.
     return ImageCms.buildTransform(source, _SRGB, mode, "RGB", flags=ImageCms.Flags.NOCACHE)
+
+
+# Shops' photos tend to share a handful of profiles: each transform is built once per process.
+TRANSFORMS = TransformCache()
 
 
 def _orientation(im: Image.Image) -> int:
@@ -233,14 +281,58 @@ def _flatten(im: Image.Image) -> Image.Image:
 def _to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
     if icc and im.mode in ("RGB", "CMYK", "L", "LAB"):
         try:
-            return ImageCms.applyTransform(im, _to_srgb(icc, im.mode))  # type: ignore[return-value]
+            return ImageCms.applyTransform(im, TRANSFORMS.get(icc, im.mode))  # type: ignore[return-value]
         except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
             pass  # a broken or mismatched profile: the plain conversion below is the best guess
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
-def process_image(data: bytes, options: ProcessOptions) -> ProcessedImage:
-    """Decode, orient, flatten, fit, convert to sRGB, pad and encode one image."""
+def icc_of(im: Image.Image) -> bytes | None:
+    icc = im.info.get("icc_profile")
+    return icc if isinstance(icc, bytes) and icc else None
+
+
+def _decode(
+    im: Image.Image,
+    icc: bytes | None,
+    orientation: int,
+    width: int,
+    height: int,
+    scale: float,
+    options: ProcessOptions,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode, orient, flatten, fit and convert to sRGB: the part that holds decoded pixels."""
+    source_format = im.format or ""
+    try:
+        im.load()
+        frame: Image.Image = im
+        if orientation != 1:
+            frame = ImageOps.exif_transpose(frame)
+        frame = _flatten(frame)
+        target = _scaled(width, height, scale)
+        if frame.size != target:
+            frame = frame.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        return _to_rgb(frame, icc), target
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected(Outcome.BOMB, f"decompression bomb refused: {exc}") from exc
+    except _DECODE_ERRORS as exc:
+        raise ImageRejected(
+            Outcome.CORRUPT, f"{source_format or 'image'} cannot be decoded: {exc}"
+        ) from exc
+
+
+def process_image(
+    data: bytes,
+    options: ProcessOptions,
+    *,
+    reserve: Callable[[int], AbstractContextManager[object]] | None = None,
+) -> ProcessedImage:
+    """Decode, orient, flatten, fit, convert to sRGB, pad and encode one image.
+
+    ``reserve(nbytes)`` (the task's decode memory budget) is entered with the decoded size,
+    width × height × 4 bytes as read from the header, before any pixel is decoded; it raises
+    ``ValueError`` when the image needs more than the whole budget, which refuses it as a bomb.
+    """
     try:
         im = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError as exc:
@@ -271,22 +363,24 @@ def process_image(data: bytes, options: ProcessOptions) -> ProcessedImage:
             if scale < 1.0 and source_format in ("JPEG", "MPO"):
                 # DCT-domain reduction by 1/2, 1/4 or 1/8, never below the requested size.
                 im.draft(im.mode, (math.ceil(raw_width * scale), math.ceil(raw_height * scale)))
-            icc = im.info.get("icc_profile")
-            im.load()
-            frame: Image.Image = im
-            if orientation != 1:
-                frame = ImageOps.exif_transpose(frame)
-            frame = _flatten(frame)
-            target = _scaled(width, height, scale)
-            if frame.size != target:
-                frame = frame.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-            frame = _to_rgb(frame, icc if isinstance(icc, bytes) else None)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageRejected(Outcome.BOMB, f"decompression bomb refused: {exc}") from exc
         except _DECODE_ERRORS as exc:
             raise ImageRejected(
                 Outcome.CORRUPT, f"{source_format or 'image'} cannot be decoded: {exc}"
             ) from exc
+        # What decoding will hold: the (drafted) size, four bytes a pixel (Pillow keeps RGB in 4).
+        decoded_bytes = im.size[0] * im.size[1] * 4
+        with ExitStack() as budget:
+            if reserve is not None:
+                try:
+                    budget.enter_context(reserve(decoded_bytes))
+                except ValueError as exc:
+                    raise ImageRejected(
+                        Outcome.BOMB,
+                        f"{source_format} of {raw_width}×{raw_height} needs {decoded_bytes:,} "
+                        f"bytes decoded, more than the whole decode memory budget ({exc}); "
+                        "refused before decoding",
+                    ) from exc
+            frame, target = _decode(im, icc_of(im), orientation, width, height, scale, options)
         if options.square and frame.width != frame.height:
             side = max(frame.size)
             canvas = Image.new("RGB", (side, side), WHITE)

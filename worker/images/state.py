@@ -7,6 +7,7 @@ and the work list is read in keyset pages, so that memory never depends on the s
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 
 import psycopg
 from psycopg import sql
@@ -56,12 +57,20 @@ def register_urls(conn: psycopg.Connection, shop_id: str, config: ImagesConfig) 
             "urls_too_long": int(too_long_row[0]) if too_long_row else 0}
 
 
-def iter_jobs(conn: psycopg.Connection, shop_id: str, config: ImagesConfig) -> Iterator[ImageJob]:
+def iter_jobs(
+    conn: psycopg.Connection,
+    shop_id: str,
+    config: ImagesConfig,
+    *,
+    not_attempted_since: datetime | None = None,
+) -> Iterator[ImageJob]:
     """The URLs to attempt tonight, in keyset pages of ``page_size`` (constant memory).
 
     New URLs; URLs with a stored image and validators (a conditional GET, 304 when unchanged);
     URLs that failed transiently, for ``max_tries`` nights in a row; and, once every
-    ``recheck_days``, stored URLs without validators and URLs that failed for good.
+    ``recheck_days``, stored URLs without validators and URLs that failed for good. With
+    ``not_attempted_since`` (the start of tonight's first attempt), URLs an earlier attempt of the
+    same night already tried are left out: a later attempt goes on where the last one stopped.
     """
     after = ""
     while True:
@@ -71,6 +80,8 @@ def iter_jobs(conn: psycopg.Connection, shop_id: str, config: ImagesConfig) -> I
                    output_key IS NOT NULL
               FROM images
              WHERE shop_id = %(shop)s AND source_url > %(after)s
+               AND (%(since)s::timestamptz IS NULL OR attempted_at IS NULL
+                    OR attempted_at < %(since)s::timestamptz)
                AND (
                     (status = 'pending' AND tries < %(max_tries)s)
                  OR (status IN ('ok', 'too_small') AND output_key IS NOT NULL
@@ -83,7 +94,8 @@ def iter_jobs(conn: psycopg.Connection, shop_id: str, config: ImagesConfig) -> I
              LIMIT %(limit)s
             """,
             {"shop": shop_id, "after": after, "max_tries": config.max_tries,
-             "recheck": config.recheck_days, "limit": config.page_size},
+             "recheck": config.recheck_days, "limit": config.page_size,
+             "since": not_attempted_since},
         ).fetchall()
         conn.commit()
         if not rows:
@@ -244,3 +256,16 @@ def update_products(
     ).rowcount
     conn.commit()
     return changed
+
+
+def night_started(conn: psycopg.Connection, run_id: str | None, shop_id: str) -> datetime | None:
+    """When the first images attempt of this run for this shop started (None outside a run)."""
+    if run_id is None:
+        return None
+    row = conn.execute(
+        "SELECT min(started_at) FROM task_runs WHERE run_id = %s AND shop_id = %s"
+        " AND task = 'images'",
+        (run_id, shop_id),
+    ).fetchone()
+    return row[0] if row else None
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -22,14 +22,20 @@ from worker.images.process import Outcome, ProcessOptions
 # Early stop: this many attempts in, this share failing transiently, and the rest is not tried.
 _EARLY_STOP_ATTEMPTS = 50
 _EARLY_STOP_SHARE = 0.9
-# Commit the attempts' records at least this often, so that a killed attempt keeps its progress.
+# Commit the attempts' records at least this often (and every ``config.commit_seconds``), so that
+# a killed attempt keeps its progress.
 _COMMIT_EVERY = 200
 # A progress event this often, so that a large shop's run can be followed in the logs.
 _PROGRESS_EVERY = 1000
 
 
-def run(ctx: TaskContext, *, config: ImagesConfig | None = None) -> TaskResult:
-    """Process the shop's images; see docs/images.md."""
+def run(
+    ctx: TaskContext,
+    *,
+    config: ImagesConfig | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> TaskResult:
+    """Process the shop's images; see docs/images.md. ``clock`` is for tests."""
     settings, shop, conn, log = ctx.settings, ctx.shop, ctx.conn, ctx.log
     config = config or ImagesConfig.from_settings(settings)
     options = ProcessOptions.for_shop(
@@ -40,23 +46,32 @@ def run(ctx: TaskContext, *, config: ImagesConfig | None = None) -> TaskResult:
     outcomes: Counter[str] = Counter()
     transient: Counter[str] = Counter()
     totals: Counter[str] = Counter()
-    started = time.monotonic()
+    started = clock()
+    budget_end = None if config.time_budget is None else started + config.time_budget
 
     with db.shop_lock(conn, shop.id, "images", timeout_s=settings.shop_lock_timeout):
         registered = state.register_urls(conn, shop.id, config)
+        # A later attempt of the same night (after a spent time budget, a kill) goes on from there.
+        since = state.night_started(conn, ctx.run_id, shop.id)
         stopped_early = False
+        out_of_time = False
 
         def jobs() -> Iterator[ImageJob]:
+            nonlocal out_of_time
             # Stopping the supply (not the consumer) lets the attempts in flight finish and be
             # recorded.
-            for job in state.iter_jobs(conn, shop.id, config):
+            for job in state.iter_jobs(conn, shop.id, config, not_attempted_since=since):
                 if stopped_early:
+                    return
+                if budget_end is not None and clock() >= budget_end:
+                    out_of_time = True
                     return
                 yield job
 
         attempts = bounded_map(
             handler, jobs(), workers=config.fetch_workers, max_in_flight=config.fetch_workers * 2
         )
+        last_commit = clock()
         try:
             for attempt in attempts:
                 _account(attempt, outcomes, transient, totals)
@@ -65,8 +80,12 @@ def run(ctx: TaskContext, *, config: ImagesConfig | None = None) -> TaskResult:
                              outcomes=dict(outcomes))
                 if state.record_attempt(conn, shop.id, attempt):
                     totals["rows_written"] += 1
-                    if totals["rows_written"] % _COMMIT_EVERY == 0:
+                    now = clock()
+                    if (totals["rows_written"] % _COMMIT_EVERY == 0
+                            or now - last_commit >= config.commit_seconds):
                         conn.commit()
+                        totals["commits"] += 1
+                        last_commit = now
                 if not attempt.transient and not attempt.outcome.stored and (
                     attempt.outcome is not Outcome.UNCHANGED
                 ):
@@ -89,9 +108,17 @@ def run(ctx: TaskContext, *, config: ImagesConfig | None = None) -> TaskResult:
         "stored_new": totals["stored_new"],
         "stored_existing": totals["stored_existing"],
         "products_updated": products_updated,
+        "progress_commits": totals["commits"],
+        "decode_memory_peak": handler.memory.peak,
         **registered,
     }
-    log.info("images.done", seconds=round(time.monotonic() - started, 3), **counts)
+    log.info("images.done", seconds=round(clock() - started, 3), **counts)
+    if out_of_time:
+        raise TransientError(
+            f"shop {shop.id}: the images time budget of {config.time_budget:g} s "
+            f"(IMAGES_TIME_BUDGET) was spent after {totals['attempted']} image(s); what was done "
+            "is recorded and the next attempt goes on with the rest"
+        )
     if stopped_early or _looks_down(totals, config.down_min_attempts, config.down_share):
         raise TransientError(
             f"shop {shop.id}: {totals['transient']} of {totals['attempted']} image downloads "

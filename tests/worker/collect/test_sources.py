@@ -96,7 +96,7 @@ def test_s3_streams_gzip_and_honours_the_endpoint(s3: object, moto_endpoint: str
 
 
 def test_s3_missing_object_is_fatal_and_names_the_source(s3: object, moto_endpoint: str) -> None:
-    with pytest.raises(FatalError, match=r"S3 refused the object \(NoSuchKey\)") as caught:
+    with pytest.raises(FatalError, match=r"reading the S3 object failed: NoSuchKey") as caught:
         read_all(f"s3://catalogs-{os.getpid()}/missing.json", where="shop s, source s3://…",
                  settings=settings(AWS_ENDPOINT_URL=moto_endpoint))
     assert caught.value.exit_code == 65

@@ -391,11 +391,12 @@ def test_a_password_in_the_url_never_reaches_a_message(server: Server) -> None:
     server.routes["/a"] = lambda h: send(h, 403, b"denied")
     with (
         pytest.raises(HttpStatusError) as caught,
-        fetch(f"http://shop:s3cret@127.0.0.1:{server.port}/a", allow=LOOPBACK),
+        fetch(f"http://shop:s3cret@127.0.0.1:{server.port}/a?access_token=t0ken", allow=LOOPBACK),
     ):
         pass
-    assert "s3cret" not in str(caught.value)
-    assert "shop:***@127.0.0.1" in str(caught.value)
+    assert "s3cret" not in str(caught.value) and "t0ken" not in str(caught.value)
+    assert f"http://***@127.0.0.1:{server.port}/a?***" in str(caught.value)
+    assert caught.value.url == f"http://***@127.0.0.1:{server.port}/a?***"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -964,7 +965,9 @@ def test_a_slow_body_is_stopped_by_the_total_time_limit(server: Server) -> None:
         with pytest.raises(FetchTimeout, match="total time limit") as caught:
             while response.read(10):
                 pass
-        assert response.bytes_read == 50
+        # The clock reads 0 at the start (deadline 5), 1 before the request, then 2, 3, 4, 5 before
+        # four reads of 10 bytes; 6 is past the limit.
+        assert response.bytes_read == 40
     assert exit_code_for(caught.value) == 75
 
 
@@ -974,7 +977,9 @@ def test_retries_stop_when_the_next_wait_would_pass_the_total_time_limit(
     server.routes["/f"] = lambda h: send(h, 503, b"", {"Retry-After": "1"})
     with (
         pytest.raises(TransientHttpError),
-        fetch(server.url("/f"), allow=LOOPBACK, retries=10, total_timeout=3, sleep=sleeps,
+        # The clock is read twice per attempt (the time left, then before a back-off): 1–2, 3–4,
+        # 5–6; the third back-off would end at 7, past the limit of 5.
+        fetch(server.url("/f"), allow=LOOPBACK, retries=10, total_timeout=5, sleep=sleeps,
               clock=TickingClock()),
     ):
         pass
@@ -1114,3 +1119,30 @@ def test_a_session_is_safe_across_threads(server: Server) -> None:
         server.url("/p0"), allow=LOOPBACK, session=session
     ):
         pass
+
+
+def test_a_server_dripping_a_byte_a_second_is_cut_at_the_total_time(server: Server) -> None:
+    sent: list[int] = []
+    stop = threading.Event()
+
+    def drip(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", "1000")
+        h.end_headers()
+        with contextlib.suppress(OSError):
+            while not stop.wait(1.0):
+                h.wfile.write(b"d")
+                h.wfile.flush()
+                sent.append(1)
+
+    server.routes["/drip"] = drip
+    try:
+        # Every byte arrives within the read timeout: only the total limit can end this.
+        with fetch(server.url("/drip"), allow=LOOPBACK, read_timeout=5, total_timeout=2) as response:
+            with pytest.raises(FetchTimeout, match="total time limit") as caught:
+                response.read()
+            assert response.bytes_read <= 3
+    finally:
+        stop.set()
+    assert len(sent) <= 4
+    assert exit_code_for(caught.value) == 75

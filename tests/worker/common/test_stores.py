@@ -96,7 +96,7 @@ def test_a_publish_that_fails_midway_leaves_the_old_file_and_no_temp(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(local_module.shutil, "copyfileobj", copy_half_then_fail)
-    with pytest.raises(FatalError, match="No space left on device") as caught:
+    with pytest.raises(TransientError, match="No space left on device") as caught:
         store.publish_file("feeds/1/meta.csv", source, content_type="text/csv")
     assert "feeds/1/meta.csv" in str(caught.value)
     assert store.get_bytes("feeds/1/meta.csv") == b"old,complete\n"

@@ -34,6 +34,8 @@ class ImageHost:
     hits: list[tuple[str, int]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    drip_interval: float = 1.0  # /drip.jpg sends one byte this often, until released
+    drip_sent: int = 0
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -81,6 +83,16 @@ def handler_for(host: ImageHost) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(b"\xff\xd8\xff\xe0")
                     self.wfile.flush()
                     host.release.wait(20)
+                elif path == "/drip.jpg":
+                    self._hit(200)
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    while not host.release.wait(host.drip_interval):
+                        self.wfile.write(b"\xff")
+                        self.wfile.flush()
+                        with host.lock:
+                            host.drip_sent += 1
                 elif path == "/metadata.jpg":
                     self._status(302, {"Location": METADATA})
                 elif path.startswith("/status/"):

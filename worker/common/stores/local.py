@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import structlog
 
-from worker.common.errors import FatalError
+from worker.common.errors import os_error
 from worker.common.stores import check_key
 
 log = structlog.get_logger(__name__)
@@ -37,9 +37,7 @@ class LocalStore:
         try:
             handle = source.open("rb")
         except OSError as exc:
-            raise FatalError(
-                f"cannot publish {source} as {key!r}: the file cannot be read ({exc.strerror})"
-            ) from exc
+            raise os_error(exc, f"cannot publish {key!r}: its source file cannot be read", source) from exc
         with handle:
             self._write(key, lambda out: shutil.copyfileobj(handle, out, _CHUNK))
 
@@ -55,9 +53,8 @@ class LocalStore:
             # Same folder as the final name, so that os.replace is a rename on one file system.
             fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{final.name}.", suffix=".tmp")
         except OSError as exc:
-            raise FatalError(
-                f"cannot write {key!r} under {self.root}: {exc.strerror} ({exc.filename}); "
-                "check that OUTPUT_URL names a writable folder"
+            raise os_error(
+                exc, f"cannot write {key!r} under {self.root}", exc.filename or folder
             ) from exc
         temp = Path(temp_name)
         try:
@@ -72,9 +69,8 @@ class LocalStore:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
             if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
-                raise FatalError(
-                    f"cannot write {key!r} to {final}: {exc.strerror or exc}; the previous file "
-                    "(if any) is unchanged; check free space and permissions of OUTPUT_URL"
+                raise os_error(
+                    exc, f"cannot write {key!r} (the previous file, if any, is unchanged)", final
                 ) from exc
             raise
         _fsync_folder(folder)
@@ -82,14 +78,21 @@ class LocalStore:
 
     def get_bytes(self, key: str) -> bytes | None:
         """The file's bytes, or None when it does not exist."""
+        path = self._path(key)
         try:
-            return self._path(key).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise os_error(exc, f"reading {key!r}", path) from exc
 
     def exists(self, key: str) -> bool:
         """Whether a file is published under ``key``."""
-        return self._path(key).is_file()
+        path = self._path(key)
+        try:
+            return path.is_file()
+        except OSError as exc:
+            raise os_error(exc, f"checking {key!r}", path) from exc
 
     def url_for(self, key: str) -> str:
         """The absolute path of ``key``."""

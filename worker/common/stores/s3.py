@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import boto3
 import structlog
 from boto3.s3.transfer import S3UploadFailedError, TransferConfig
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from worker.common import aws
+from worker.common.aws import s3_client
 from worker.common.errors import FatalError, TransientError
 from worker.common.stores import check_key
 
@@ -19,28 +18,10 @@ log = structlog.get_logger(__name__)
 
 MiB = 1024 * 1024
 
-# botocore's standard retry mode backs off on throttling and 5xx with jitter; a few attempts.
-CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 5},
-    connect_timeout=10,
-    read_timeout=60,
-)
 # Multipart above 64 MiB; S3 shows a multipart object only when CompleteMultipartUpload succeeds.
 TRANSFER_CONFIG = TransferConfig(
     multipart_threshold=64 * MiB, multipart_chunksize=64 * MiB, max_concurrency=4
 )
-
-_FATAL_CODES = frozenset(
-    {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-     "AllAccessDisabled", "InvalidBucketName", "AccountProblem", "InvalidRequest",
-     "PermanentRedirect", "AuthorizationHeaderMalformed", "400", "403"}
-)
-
-
-def s3_client(endpoint_url: str | None = None, **options: Any) -> Any:
-    """An S3 client with our retry and timeout config; ``options`` go to boto3 (tests: keys)."""
-    return boto3.client("s3", endpoint_url=endpoint_url, config=CLIENT_CONFIG, **options)
-
 
 class S3Store:
     """Objects under ``s3://bucket/prefix``; ``client`` and ``transfer_config`` are for tests."""
@@ -96,7 +77,7 @@ class S3Store:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+            if aws.error_code(exc) in ("NoSuchKey", "404", "NotFound"):
                 return None
             raise _translate(exc, f"reading {self.url_for(key)}") from exc
         except BotoCoreError as exc:
@@ -114,7 +95,7 @@ class S3Store:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
-            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise _translate(exc, f"checking {self.url_for(key)}") from exc
         except BotoCoreError as exc:
@@ -126,36 +107,9 @@ class S3Store:
         return f"s3://{self.bucket}/{self._key(key)}"
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+_HINT = "check the bucket, the prefix and the task role's permissions"
 
 
 def _translate(exc: BaseException, doing: str) -> FatalError | TransientError:
-    """A boto error as ours: configuration and permissions are fatal, the rest may pass."""
-    cause: BaseException = exc
-    if isinstance(exc, S3UploadFailedError) and isinstance(exc.__context__, ClientError):
-        cause = exc.__context__
-    if isinstance(cause, ClientError):
-        code, status = _code(cause), _status(cause)
-        if code in _FATAL_CODES or (400 <= status < 500 and status not in (408, 429)):
-            return FatalError(
-                f"{doing} failed: {code or status} ({cause}); check the bucket, the prefix and "
-                "the task role's permissions"
-            )
-        return TransientError(f"{doing} failed after retries: {code or status} ({cause})")
-    if isinstance(cause, S3UploadFailedError):
-        text = str(cause)
-        if any(code in text for code in ("AccessDenied", "NoSuchBucket", "InvalidAccessKeyId")):
-            return FatalError(
-                f"{doing} failed: {text}; check the bucket and the task role's permissions"
-            )
-        return TransientError(f"{doing} failed: {text}")
-    if isinstance(cause, BotoConnectionError | ConnectionError | TimeoutError):
-        return TransientError(f"{doing} failed: cannot reach S3 ({cause}); a later attempt may")
-    if isinstance(cause, BotoCoreError) and "credential" in type(cause).__name__.lower():
-        return FatalError(f"{doing} failed: {cause}; give the task a role or AWS credentials")
-    return TransientError(f"{doing} failed: {cause}")
+    """A boto error as ours, by the one classifier (worker.common.aws)."""
+    return aws.as_catalog_error(exc, doing, hint=_HINT)
