@@ -109,7 +109,7 @@ def build(
     output: Path | None = None,
     *,
     with_dependencies: bool = True,
-    python_version: str = "3.11",
+    python_version: str = "3.13",
     platform: str = "manylinux2014_x86_64",
     root: Path = ROOT,
     out_dir: Path | None = None,
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "-o", "--output", type=Path, help="zip to write (default build/submitter-<sha12>.zip)"
     )
     parser.add_argument("--no-deps", action="store_true", help="only the project's own code")
-    parser.add_argument("--python-version", default="3.11", help="the Lambda runtime's Python")
+    parser.add_argument("--python-version", default="3.13", help="the Lambda runtime's Python")
     parser.add_argument(
         "--platform", default="manylinux2014_x86_64",
         help="wheel platform: manylinux2014_x86_64 (x86_64) or manylinux2014_aarch64 (arm64)",
