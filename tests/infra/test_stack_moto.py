@@ -432,3 +432,54 @@ def test_the_scheduled_lambda_submits_a_night(
     with capture_logs():
         again = handler(event, None)
     assert again["submitted"] == {} and again["run_id"] == summary["run_id"]
+
+
+def test_migrate_on_batch_runs_the_migrate_task_on_the_stacks_queue_and_waits(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from submitter import cli
+
+    monkeypatch.setenv("JOB_QUEUE", stack.outputs["JobQueueArn"])
+    monkeypatch.setenv("JOB_DEFINITION", stack.outputs["JobDefinitionArn"])
+    # The operator's shell: no DATABASE_URL, the database is private; the job has it.
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    code = cli.main(["migrate", "--on-batch", "--poll", "0"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    job_id = re.search(r"migrate job (\S+) SUCCEEDED", out).group(1)  # type: ignore[union-attr]
+    (job,) = stack.client("batch").describe_jobs(jobs=[job_id])["jobs"]
+    # One plain job of the worker image: `python -m worker migrate`, with the definition's secret.
+    assert job["container"]["command"] == ["migrate"]
+    assert job["jobQueue"] == stack.outputs["JobQueueArn"]
+    assert job["jobDefinition"] == stack.outputs["JobDefinitionArn"]
+    assert "arrayProperties" not in job or not job["arrayProperties"].get("size")
+    assert job["jobName"].startswith("catalog-migrate-")
+    # No shop and no run: the job definition's environment (and its secret) is all it gets.
+    environment = {e["name"] for e in job["container"].get("environment", [])}
+    assert not environment & {"RUN_ID", "SHOP_ID", "SHOP_IDS", "SHOP_INDEX_OFFSET"}
+
+
+def test_a_failed_migrate_job_fails_the_command_with_its_reason(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from submitter import cli
+
+    # moto's Batch without Docker fails every job when told so.
+    monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "0")
+    code = cli.main(["migrate", "--on-batch", "--poll", "0",
+                     "--job-queue", stack.outputs["JobQueueArn"],
+                     "--job-definition", stack.outputs["JobDefinitionArn"]])
+    err = capsys.readouterr().err
+    assert code == 65
+    assert "FAILED" in err and "Do not switch ImageTag" in err
+
+
+def test_migrate_on_batch_needs_the_queue_and_definition(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from submitter import cli
+
+    monkeypatch.delenv("JOB_QUEUE", raising=False)
+    monkeypatch.delenv("JOB_DEFINITION", raising=False)
+    assert cli.main(["migrate", "--on-batch"]) == 65
+    assert "JOB_QUEUE and JOB_DEFINITION not set" in capsys.readouterr().err

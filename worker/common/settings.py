@@ -15,6 +15,8 @@ from typing import Literal
 from worker.common.errors import ConfigError
 
 TASKS = ("collect", "feed", "images")
+# Tasks outside the night's array jobs: one process, no shop (`catalog-submit migrate --on-batch`).
+MAINTENANCE_TASKS = ("migrate",)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
