@@ -207,6 +207,33 @@ class BatchApi:
             log.info("batch.waiting", job_id=job_id, status=job.get("status"))
             self._sleep(poll_s)
 
+    def register_with_image(self, job_definition: str, image_tag: str) -> str:
+        """A new revision of ``job_definition`` that differs only in its image's tag (same
+        repository), for a one-off job of an image the stack does not run yet; its ARN."""
+        found = self._call("describe_job_definitions", jobDefinitions=[job_definition])
+        if not found.get("jobDefinitions"):
+            raise ConfigError(f"AWS Batch has no job definition {job_definition}")
+        definition = found["jobDefinitions"][0]
+        container = dict(definition["containerProperties"])
+        container["image"] = f"{container['image'].rsplit(':', 1)[0]}:{image_tag}"
+        # The API takes each requirement's value as a string (a described one may be a number).
+        container["resourceRequirements"] = [
+            {**r, "value": str(r["value"])} for r in container.get("resourceRequirements", [])
+        ]
+        request: dict[str, Any] = {
+            "jobDefinitionName": definition["jobDefinitionName"],
+            "type": definition["type"],
+            "containerProperties": container,
+        }
+        for key in ("parameters", "retryStrategy", "timeout", "platformCapabilities",
+                    "propagateTags", "consumableResourceProperties"):
+            if definition.get(key) is not None:
+                request[key] = definition[key]
+        return str(self._call("register_job_definition", **request)["jobDefinitionArn"])
+
+    def deregister_job_definition(self, job_definition: str) -> None:
+        self._call("deregister_job_definition", jobDefinition=job_definition)
+
     def find_job(self, job_queue: str, name: str, run_id: str) -> str | None:
         """A job of this run already submitted under ``name`` (a crash lost its id), else None."""
         token: str | None = None

@@ -54,6 +54,8 @@ def _settings() -> Settings:
 def cmd_migrate(args: argparse.Namespace) -> int:
     if args.on_batch:
         return _migrate_on_batch(args)
+    if args.image_tag:
+        raise ConfigError("--image-tag names the image of a migrate job: use it with --on-batch")
     settings = _settings()
     assert settings.database_url is not None
     applied = db.migrate(settings.database_url)
@@ -67,17 +69,27 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def _migrate_on_batch(args: argparse.Namespace) -> int:
     """Submit `catalog-worker migrate` as a one-off job on the stack's queue (inside the VPC, with
-    the job definition's DATABASE_URL) and wait for it."""
+    the job definition's DATABASE_URL) and wait for it. With --image-tag, the job runs that image
+    (a release's, before the stack's ImageTag points at it) on a revision registered for it."""
     from submitter.batch import one_off_job_payload
 
     config = _config(args)
     job_queue, job_definition = config.require_batch()
     api = _batch_api(config)
-    name = f"catalog-migrate-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
-    job_id = api.submit_job(one_off_job_payload(
-        "migrate", job_queue=job_queue, job_definition=job_definition, name=name))
-    print(f"submitted {name} ({job_id}); waiting up to {args.timeout} s", flush=True)
-    job = api.wait_for_job(job_id, timeout_s=args.timeout, poll_s=args.poll)
+    revision = None
+    if args.image_tag:
+        revision = api.register_with_image(job_definition, args.image_tag)
+        print(f"registered {revision} for image tag {args.image_tag}", flush=True)
+    try:
+        name = f"catalog-migrate-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+        job_id = api.submit_job(one_off_job_payload(
+            "migrate", job_queue=job_queue, job_definition=revision or job_definition, name=name))
+        print(f"submitted {name} ({job_id}); waiting up to {args.timeout} s", flush=True)
+        job = api.wait_for_job(job_id, timeout_s=args.timeout, poll_s=args.poll)
+    finally:
+        if revision is not None:
+            # A job already submitted keeps its revision; nothing else may use this one.
+            api.deregister_job_definition(revision)
     stream = (job.get("container") or {}).get("logStreamName")
     where = f"; its log stream: {stream}" if stream else ""
     if job["status"] != "SUCCEEDED":
@@ -386,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-batch", action="store_true",
                    help="run them as a one-off job on the AWS Batch queue (inside the VPC) and wait")
     _add_batch_options(p)
+    p.add_argument("--image-tag", metavar="TAG",
+                   help="with --on-batch: run the migrations of this tag of the worker image "
+                        "(a release not yet deployed), not the job definition's")
     p.add_argument("--timeout", type=int, default=1800,
                    help="seconds to wait for the job with --on-batch (default 1800)")
     p.add_argument("--poll", type=float, default=10.0, help=argparse.SUPPRESS)

@@ -483,3 +483,39 @@ def test_migrate_on_batch_needs_the_queue_and_definition(
     monkeypatch.delenv("JOB_DEFINITION", raising=False)
     assert cli.main(["migrate", "--on-batch"]) == 65
     assert "JOB_QUEUE and JOB_DEFINITION not set" in capsys.readouterr().err
+
+
+def test_migrate_on_batch_can_run_a_release_image_before_the_stack_points_at_it(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from submitter import cli
+
+    monkeypatch.setenv("JOB_QUEUE", stack.outputs["JobQueueArn"])
+    monkeypatch.setenv("JOB_DEFINITION", stack.outputs["JobDefinitionArn"])
+    code = cli.main(["migrate", "--on-batch", "--image-tag", "2026.12.01-def5678", "--poll", "0"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    revision = re.search(r"registered (\S+) for image tag", out).group(1)  # type: ignore[union-attr]
+    job_id = re.search(r"migrate job (\S+) SUCCEEDED", out).group(1)  # type: ignore[union-attr]
+    batch = stack.client("batch")
+    (job,) = batch.describe_jobs(jobs=[job_id])["jobs"]
+    assert job["jobDefinition"] == revision != stack.outputs["JobDefinitionArn"]
+    assert job["container"]["command"] == ["migrate"]
+    definitions = {d["jobDefinitionArn"]: d for d in batch.describe_job_definitions(
+        jobDefinitions=[revision, stack.outputs["JobDefinitionArn"]])["jobDefinitions"]}
+    # The release's image, everything else as the stack's definition; used once, then retired.
+    ours, stacks = definitions[revision], definitions[stack.outputs["JobDefinitionArn"]]
+    assert ours["containerProperties"]["image"] == (
+        f"{stack.outputs['RepositoryUri']}:2026.12.01-def5678")
+    assert stacks["containerProperties"]["image"] == f"{stack.outputs['RepositoryUri']}:{IMAGE_TAG}"
+    for key in ("secrets", "jobRoleArn", "executionRoleArn", "environment"):
+        assert ours["containerProperties"][key] == stacks["containerProperties"][key], key
+    assert ours["retryStrategy"] == stacks["retryStrategy"]
+    assert ours["status"] == "INACTIVE" and stacks["status"] == "ACTIVE"
+
+
+def test_image_tag_without_on_batch_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from submitter import cli
+
+    assert cli.main(["migrate", "--image-tag", "x"]) == 65
+    assert "--image-tag" in capsys.readouterr().err
