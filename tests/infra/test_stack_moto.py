@@ -434,6 +434,8 @@ def test_the_scheduled_lambda_submits_a_night(
     assert again["submitted"] == {} and again["run_id"] == summary["run_id"]
 
 
+# The CLI configures structlog onto this test's captured stderr: put it back after.
+@pytest.mark.usefixtures("restore_logging")
 def test_migrate_on_batch_runs_the_migrate_task_on_the_stacks_queue_and_waits(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -459,6 +461,8 @@ def test_migrate_on_batch_runs_the_migrate_task_on_the_stacks_queue_and_waits(
     assert not environment & {"RUN_ID", "SHOP_ID", "SHOP_IDS", "SHOP_INDEX_OFFSET"}
 
 
+# The CLI configures structlog onto this test's captured stderr: put it back after.
+@pytest.mark.usefixtures("restore_logging")
 def test_a_failed_migrate_job_fails_the_command_with_its_reason(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -474,6 +478,8 @@ def test_a_failed_migrate_job_fails_the_command_with_its_reason(
     assert "FAILED" in err and "Do not switch ImageTag" in err
 
 
+# The CLI configures structlog onto this test's captured stderr: put it back after.
+@pytest.mark.usefixtures("restore_logging")
 def test_migrate_on_batch_needs_the_queue_and_definition(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -485,6 +491,8 @@ def test_migrate_on_batch_needs_the_queue_and_definition(
     assert "JOB_QUEUE and JOB_DEFINITION not set" in capsys.readouterr().err
 
 
+# The CLI configures structlog onto this test's captured stderr: put it back after.
+@pytest.mark.usefixtures("restore_logging")
 def test_migrate_on_batch_can_run_a_release_image_before_the_stack_points_at_it(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -514,6 +522,8 @@ def test_migrate_on_batch_can_run_a_release_image_before_the_stack_points_at_it(
     assert ours["status"] == "INACTIVE" and stacks["status"] == "ACTIVE"
 
 
+# The CLI configures structlog onto this test's captured stderr: put it back after.
+@pytest.mark.usefixtures("restore_logging")
 def test_image_tag_without_on_batch_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     from submitter import cli
 
