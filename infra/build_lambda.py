@@ -6,10 +6,11 @@ Usage::
     python infra/build_lambda.py --no-deps -o x.zip  # only the project's code (tests, offline)
 
 The zip holds ``submitter/`` and ``worker/`` (the submitter shares ``worker.common``: settings,
-errors, the schema's migrations) and, unless ``--no-deps``, the runtime dependencies from
-pyproject.toml that the handler needs, as manylinux wheels for the Lambda's Python and
-architecture. Pillow, ijson and orjson (collect's) are left out: the handler never imports them
-(cold starts), and boto3 comes with the Lambda runtime. The zip is reproducible (sorted entries,
+errors, the schema's migrations) and, unless ``--no-deps``, the runtime dependencies the handler
+needs at exactly the versions of requirements.lock, hashes checked, as manylinux wheels for the
+Lambda's Python and architecture: the same versions the image installs. Pillow, ijson and orjson
+(collect's) are left out: the handler never imports them (cold starts), and boto3 (with botocore
+and what only it needs) comes with the Lambda runtime. The zip is reproducible (sorted entries,
 fixed timestamps), and its default name carries its sha256, so that a changed zip is a new S3 key
 and CloudFormation updates the function.
 """
@@ -17,18 +18,20 @@ and CloudFormation updates the function.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+LOCK = ROOT / "requirements.lock"
 PACKAGES = ("submitter", "worker")
 # Distributions the Lambda does without: never imported by the handler, or provided by the runtime.
 LEFT_OUT = frozenset({"pillow", "ijson", "orjson", "boto3"})
@@ -36,16 +39,67 @@ LEFT_OUT = frozenset({"pillow", "ijson", "orjson", "boto3"})
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """The project's runtime dependencies the Lambda needs, as pip requirement strings."""
-    with pyproject.open("rb") as f:
-        dependencies = tomllib.load(f)["project"]["dependencies"]
-    wanted = []
-    for requirement in dependencies:
-        name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
-        if name not in LEFT_OUT:
-            wanted.append(requirement)
-    return wanted
+@dataclasses.dataclass(frozen=True)
+class Locked:
+    """One entry of a uv/pip-tools lock: an exact version, its hashes, who pulls it in."""
+
+    name: str
+    version: str
+    marker: str | None
+    hashes: tuple[str, ...]
+    via: tuple[str, ...]
+
+    def requirement_line(self) -> str:
+        marker = f" ; {self.marker}" if self.marker else ""
+        return f"{self.name}=={self.version}{marker} " + " ".join(f"--hash={h}" for h in self.hashes)
+
+
+def read_lock(path: Path = LOCK) -> list[Locked]:
+    """The entries of a lock written by ``uv pip compile --generate-hashes`` (or pip-compile)."""
+    entries: list[Locked] = []
+    current: dict[str, Any] | None = None
+    in_via = False
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$", raw)
+        if match:
+            current = {"name": match.group(1).lower(), "version": match.group(2),
+                       "marker": match.group(3), "hashes": [], "via": []}
+            entries.append(current)  # type: ignore[arg-type]
+            in_via = False
+        elif current is not None and line.startswith("--hash="):
+            current["hashes"].append(line.removeprefix("--hash=").rstrip(" \\"))
+        elif current is not None and line.startswith("# via"):
+            parent = line.removeprefix("# via").strip()
+            in_via = not parent
+            if parent:
+                current["via"].append(parent.split(" (")[0].lower())
+        elif current is not None and in_via and line.startswith("#   "):
+            current["via"].append(line.removeprefix("#   ").split(" (")[0].strip().lower())
+    return [Locked(e["name"], e["version"], e["marker"], tuple(e["hashes"]), tuple(e["via"]))
+            for e in entries]  # type: ignore[index]
+
+
+def lambda_requirements(lock: Path = LOCK) -> list[Locked]:
+    """The lock's entries the Lambda needs: what the project requires directly, less LEFT_OUT,
+    and what those pull in (a package only boto3 or Pillow needs stays out)."""
+    entries = read_lock(lock)
+    wanted: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for entry in entries:
+            if entry.name in wanted or entry.name in LEFT_OUT:
+                continue
+            if any(parent == "catalog-batch" or parent in wanted for parent in entry.via):
+                wanted.add(entry.name)
+                changed = True
+    return [entry for entry in entries if entry.name in wanted]
+
+
+def runtime_requirements(lock: Path = LOCK) -> list[str]:
+    """The Lambda's dependencies as exact pip requirement strings (``name==version``)."""
+    return [f"{entry.name}=={entry.version}" for entry in lambda_requirements(lock)]
 
 
 def project_files(root: Path = ROOT) -> Iterator[tuple[Path, str]]:
@@ -58,7 +112,12 @@ def project_files(root: Path = ROOT) -> Iterator[tuple[Path, str]]:
 
 
 def install_dependencies(target: Path, *, python_version: str, platform: str) -> None:
-    """pip-install the Lambda's dependencies as binary wheels for its platform into ``target``."""
+    """pip-install the Lambda's locked dependencies, hashes checked, as binary wheels for its
+    platform into ``target``."""
+    requirements = target.parent / "lambda-requirements.txt"
+    requirements.write_text(
+        "".join(entry.requirement_line() + "\n" for entry in lambda_requirements()), encoding="utf-8"
+    )
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
         "--target", str(target),
@@ -66,7 +125,9 @@ def install_dependencies(target: Path, *, python_version: str, platform: str) ->
         "--implementation", "cp",
         "--python-version", python_version,
         "--only-binary=:all:",
-        *runtime_requirements(),
+        # The lock is the whole set: pip resolves nothing, and refuses a file whose hash differs.
+        "--no-deps", "--require-hashes",
+        "-r", str(requirements),
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -109,7 +170,7 @@ def build(
     output: Path | None = None,
     *,
     with_dependencies: bool = True,
-    python_version: str = "3.11",
+    python_version: str = "3.13",
     platform: str = "manylinux2014_x86_64",
     root: Path = ROOT,
     out_dir: Path | None = None,
@@ -137,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "-o", "--output", type=Path, help="zip to write (default build/submitter-<sha12>.zip)"
     )
     parser.add_argument("--no-deps", action="store_true", help="only the project's own code")
-    parser.add_argument("--python-version", default="3.11", help="the Lambda runtime's Python")
+    parser.add_argument("--python-version", default="3.13", help="the Lambda runtime's Python")
     parser.add_argument(
         "--platform", default="manylinux2014_x86_64",
         help="wheel platform: manylinux2014_x86_64 (x86_64) or manylinux2014_aarch64 (arm64)",

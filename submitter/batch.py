@@ -73,6 +73,23 @@ def submit_job_payload(
     return payload
 
 
+def one_off_job_payload(
+    task: str, *, job_queue: str, job_definition: str, name: str
+) -> dict[str, Any]:
+    """The SubmitJob request for one plain (non-array) job of the worker image running ``task``
+    with no shop, such as ``migrate``: the job definition's environment and secret, nothing more."""
+    payload: dict[str, Any] = {
+        "jobName": name,
+        "jobQueue": job_queue,
+        "jobDefinition": job_definition,
+        "containerOverrides": {"command": [task]},
+        "tags": {TASK_TAG: task},
+        "propagateTags": True,
+    }
+    check_payload(payload)
+    return payload
+
+
 def check_payload(payload: Mapping[str, Any]) -> None:
     """Batch's size limits on one request, checked before AWS refuses it."""
     overrides = len(json.dumps(payload.get("containerOverrides", {}), separators=(",", ":")))
@@ -148,6 +165,55 @@ class BatchApi:
         """Submit one job; its id."""
         response = self._call("submit_job", **payload)
         return str(response["jobId"])
+
+    def wait_for_job(
+        self, job_id: str, *, timeout_s: float, poll_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> dict[str, Any]:
+        """Describe ``job_id`` every ``poll_s`` until it SUCCEEDED or FAILED; the last description.
+        Still unfinished after ``timeout_s``: a ``TransientError`` naming its status."""
+        deadline = clock() + timeout_s
+        while True:
+            found = list(self.describe_jobs([job_id]))
+            if not found:
+                raise FatalError(f"AWS Batch does not know job {job_id} (another region or account?)")
+            job = found[0]
+            if job.get("status") in ("SUCCEEDED", "FAILED"):
+                return job
+            if clock() >= deadline:
+                raise TransientError(
+                    f"job {job_id} is still {job.get('status')} after {timeout_s:.0f} s; follow it "
+                    f"with `aws batch describe-jobs --jobs {job_id}`"
+                )
+            log.info("batch.waiting", job_id=job_id, status=job.get("status"))
+            self._sleep(poll_s)
+
+    def register_with_image(self, job_definition: str, image_tag: str) -> str:
+        """A new revision of ``job_definition`` that differs only in its image's tag (same
+        repository), for a one-off job of an image the stack does not run yet; its ARN."""
+        found = self._call("describe_job_definitions", jobDefinitions=[job_definition])
+        if not found.get("jobDefinitions"):
+            raise ConfigError(f"AWS Batch has no job definition {job_definition}")
+        definition = found["jobDefinitions"][0]
+        container = dict(definition["containerProperties"])
+        container["image"] = f"{container['image'].rsplit(':', 1)[0]}:{image_tag}"
+        # The API takes each requirement's value as a string (a described one may be a number).
+        container["resourceRequirements"] = [
+            {**r, "value": str(r["value"])} for r in container.get("resourceRequirements", [])
+        ]
+        request: dict[str, Any] = {
+            "jobDefinitionName": definition["jobDefinitionName"],
+            "type": definition["type"],
+            "containerProperties": container,
+        }
+        for key in ("parameters", "retryStrategy", "timeout", "platformCapabilities",
+                    "propagateTags", "consumableResourceProperties"):
+            if definition.get(key) is not None:
+                request[key] = definition[key]
+        return str(self._call("register_job_definition", **request)["jobDefinitionArn"])
+
+    def deregister_job_definition(self, job_definition: str) -> None:
+        self._call("deregister_job_definition", jobDefinition=job_definition)
 
     def find_job(self, job_queue: str, name: str, run_id: str) -> str | None:
         """A job of this run already submitted under ``name`` (a crash lost its id), else None."""

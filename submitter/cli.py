@@ -32,7 +32,14 @@ from submitter.shopfile import read_shop_file
 from submitter.status import format_status, run_status, shop_rows
 from submitter.submit import submit_plan
 from worker.common import db
-from worker.common.errors import EXIT_DATAERR, EXIT_OK, CatalogError, ConfigError, exit_code_for
+from worker.common.errors import (
+    EXIT_DATAERR,
+    EXIT_OK,
+    CatalogError,
+    ConfigError,
+    FatalError,
+    exit_code_for,
+)
 from worker.common.logging import configure
 from worker.common.redact import redact
 from worker.common.settings import Settings
@@ -46,6 +53,10 @@ def _settings() -> Settings:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    if args.on_batch:
+        return _migrate_on_batch(args)
+    if args.image_tag:
+        raise ConfigError("--image-tag names the image of a migrate job: use it with --on-batch")
     settings = _settings()
     assert settings.database_url is not None
     applied = db.migrate(settings.database_url)
@@ -54,6 +65,40 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             print(f"applied {m.version:04d}_{m.name}")
     else:
         print(f"schema is up to date (version {db.latest_version()})")
+    return EXIT_OK
+
+
+def _migrate_on_batch(args: argparse.Namespace) -> int:
+    """Submit `catalog-worker migrate` as a one-off job on the stack's queue (inside the VPC, with
+    the job definition's DATABASE_URL) and wait for it. With --image-tag, the job runs that image
+    (a release's, before the stack's ImageTag points at it) on a revision registered for it."""
+    from submitter.batch import one_off_job_payload
+
+    config = _config(args)
+    job_queue, job_definition = config.require_batch()
+    api = _batch_api(config)
+    revision = None
+    if args.image_tag:
+        revision = api.register_with_image(job_definition, args.image_tag)
+        print(f"registered {revision} for image tag {args.image_tag}", flush=True)
+    try:
+        name = f"catalog-migrate-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+        job_id = api.submit_job(one_off_job_payload(
+            "migrate", job_queue=job_queue, job_definition=revision or job_definition, name=name))
+        print(f"submitted {name} ({job_id}); waiting up to {args.timeout} s", flush=True)
+        job = api.wait_for_job(job_id, timeout_s=args.timeout, poll_s=args.poll)
+    finally:
+        if revision is not None:
+            # A job already submitted keeps its revision; nothing else may use this one.
+            api.deregister_job_definition(revision)
+    stream = (job.get("container") or {}).get("logStreamName")
+    where = f"; its log stream: {stream}" if stream else ""
+    if job["status"] != "SUCCEEDED":
+        raise FatalError(
+            f"the migrate job {job_id} FAILED: {job.get('statusReason') or 'no reason given'}"
+            f"{where}. Do not switch ImageTag until it succeeds"
+        )
+    print(f"migrate job {job_id} SUCCEEDED{where}")
     return EXIT_OK
 
 
@@ -351,6 +396,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="catalog-submit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("migrate", help="apply the database schema migrations (DATABASE_URL)")
+    p.add_argument("--on-batch", action="store_true",
+                   help="run them as a one-off job on the AWS Batch queue (inside the VPC) and wait")
+    _add_batch_options(p)
+    p.add_argument("--image-tag", metavar="TAG",
+                   help="with --on-batch: run the migrations of this tag of the worker image "
+                        "(a release not yet deployed), not the job definition's")
+    p.add_argument("--timeout", type=int, default=1800,
+                   help="seconds to wait for the job with --on-batch (default 1800)")
+    p.add_argument("--poll", type=float, default=10.0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_migrate)
     shops = sub.add_parser("shops", help="register and list shops")
     shops_sub = shops.add_subparsers(dest="shops_command", required=True)

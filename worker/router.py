@@ -21,11 +21,12 @@ from worker.common.errors import (
 )
 from worker.common.logging import bind_context, configure, get_logger
 from worker.common.redact import redact
-from worker.common.settings import TASKS, Settings
+from worker.common.settings import MAINTENANCE_TASKS, TASKS, Settings
 from worker.common.shops import require_shop
 from worker.common.task import TaskContext, TaskResult
 
-USAGE = "usage: python -m worker TASK   (TASK is one of: " + ", ".join(TASKS) + ")"
+USAGE = ("usage: python -m worker TASK   (TASK is one of: " + ", ".join(TASKS + MAINTENANCE_TASKS)
+         + ")")
 
 
 def resolve_shop_id(settings: Settings, conn: psycopg.Connection) -> tuple[str, str]:
@@ -200,7 +201,7 @@ def _summary_numbers(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1 or args[0] not in TASKS:
+    if len(args) != 1 or args[0] not in TASKS + MAINTENANCE_TASKS:
         got = " ".join(args) or "no task"
         print(f"catalog-worker: unknown task ({got})\n{USAGE}", file=sys.stderr)
         return EXIT_DATAERR
@@ -213,4 +214,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"catalog-worker {task}: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     configure(settings.log_format)
+    if task == "migrate":
+        return run_migrate(settings)
     return run_task(task, settings)
+
+
+def run_migrate(settings: Settings) -> int:
+    """Apply the schema migrations with nothing but DATABASE_URL (no shop, no run): the one-off
+    job `catalog-submit migrate --on-batch` submits, inside the VPC. Returns the exit code."""
+    log = get_logger("worker")
+    bind_context(task="migrate", job_id=settings.job_id, attempt=settings.attempt)
+    if settings.database_url is None:
+        error = "DATABASE_URL is not set: migrate needs the database's libpq URI itself"
+        log.error("task.failed", exit_code=EXIT_DATAERR, error=error)
+        return EXIT_DATAERR
+    started = time.monotonic()
+    try:
+        applied = db.migrate(settings.database_url)
+    except Exception as exc:
+        code = exit_code_for(exc)
+        if code == 1:
+            log.exception("task.crashed", exit_code=code, error=redact(str(exc)))
+        else:
+            log.error("task.failed", exit_code=code, error=redact(str(exc)) or type(exc).__name__,
+                      error_type=type(exc).__name__)
+        return code
+    log.info("migrate.done", applied=[f"{m.version:04d}_{m.name}" for m in applied],
+             schema_version=db.latest_version(), duration_s=round(time.monotonic() - started, 3))
+    return EXIT_OK

@@ -36,6 +36,7 @@ class Stage:
     base: str
     name: str | None
     instructions: list[Instruction]
+    platform: str | None = None
 
     def all(self, keyword: str) -> list[Instruction]:
         return [i for i in self.instructions if i.keyword == keyword]
@@ -66,12 +67,12 @@ def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
     stages: list[Stage] = []
     for instruction in instructions:
         if instruction.keyword == "FROM":
-            match = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?",
+            match = re.fullmatch(r"(?:--platform=(\S+)\s+)?(\S+)(?:\s+AS\s+(\S+))?",
                                  instruction.arguments, re.IGNORECASE)
             assert match, instruction
             base = re.sub(r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)),
-                          match.group(1))
-            stages.append(Stage(base, match.group(2), []))
+                          match.group(2))
+            stages.append(Stage(base, match.group(3), [], match.group(1)))
         elif not stages and instruction.keyword == "ARG":
             name, _, default = instruction.arguments.partition("=")
             global_args[name] = default
@@ -107,17 +108,51 @@ def test_base_images_are_pinned_python_at_least_the_projects(stages: list[Stage]
     assert len({stage.base for stage in stages}) == 1, "build and runtime must share one Python"
 
 
-def test_wheels_are_built_in_one_stage_and_installed_in_a_slim_runtime(
+def test_locked_dependencies_are_built_apart_from_the_code_and_installed_first(
     stages: list[Stage],
 ) -> None:
-    assert len(stages) >= 2
-    build, runtime = stages[0], stages[-1]
-    assert any("pip wheel" in i.arguments for i in build.all("RUN"))
-    # The runtime takes wheels from the build stage and never sees the source tree or a compiler.
+    by_name = {stage.name: stage for stage in stages}
+    deps, project, runtime = by_name["deps"], by_name["project"], stages[-1]
+    # The dependency stage sees the lock and nothing else, so a code edit never rebuilds it.
+    copies = [i.arguments.split()[:-1] for i in deps.all("COPY")]
+    assert copies == [["requirements.lock"]]
+    (wheel,) = deps.all("RUN")
+    for flag in ("pip wheel", "--require-hashes", "-r requirements.lock", "--no-deps",
+                 "--only-binary=:all:"):
+        assert flag in wheel.arguments, flag
+    # The project's wheel is the code alone.
+    assert any("pip wheel" in i.arguments and "--no-deps" in i.arguments for i in project.all("RUN"))
+    # The runtime takes wheels from the two stages, dependencies first, and never sees the source
+    # tree or a compiler.
     assert not runtime.all("COPY") and not runtime.all("ADD")
-    runs = " ".join(i.arguments for i in runtime.all("RUN"))
-    assert f"from={build.name}" in runs and "pip install" in runs and "--no-index" in runs
-    assert not re.search(r"\b(gcc|g\+\+|build-essential|make|clang|python3-dev)\b", runs)
+    runs = runtime.all("RUN")
+    mounts = [re.search(r"from=(\w+)", i.arguments) for i in runs]
+    order = [m.group(1) for m in mounts if m]
+    assert order == ["deps", "project"]
+    for run in runs:
+        if "pip install" in run.arguments:
+            assert "--no-index" in run.arguments and "--no-deps" in run.arguments
+    assert "pip check" in runs[-1].arguments
+    text = " ".join(i.arguments for i in runs)
+    assert not re.search(r"\b(gcc|g\+\+|build-essential|make|clang|python3-dev)\b", text)
+
+
+def test_every_stage_is_built_for_linux_amd64(stages: list[Stage]) -> None:
+    # An arm64 Mac would otherwise build arm64 images that the x86_64 Batch instances cannot run.
+    assert [stage.platform for stage in stages] == ["linux/amd64"] * len(stages)
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "docker build --platform linux/amd64" in text
+    assert "docker build --platform linux/amd64" in (ROOT / "docs" / "infra.md").read_text(
+        encoding="utf-8")
+
+
+def test_the_image_uses_the_lambdas_python(stages: list[Stage]) -> None:
+    # One interpreter for everything deployed: the image's and the submitter Lambda's.
+    from tests.infra.fixtures_cfn import load_template, one_resource
+
+    _, function = one_resource(load_template(), "AWS::Lambda::Function")
+    minor = function["Properties"]["Runtime"].removeprefix("python")
+    assert {re.match(r"python:(\d+\.\d+)\.", s.base).group(1) for s in stages} == {minor}  # type: ignore[union-attr]
 
 
 def test_runtime_runs_the_worker_unbuffered_as_a_non_root_user(stages: list[Stage]) -> None:
@@ -228,7 +263,7 @@ def test_dockerignore_keeps_out(path: str) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "pyproject.toml", "README.md", "worker/__main__.py", "worker/common/settings.py",
+    "pyproject.toml", "README.md", "requirements.lock", "worker/__main__.py", "worker/common/settings.py",
     "worker/common/migrations/0001_foundation.sql", "submitter/cli.py",
 ])
 def test_dockerignore_lets_in_what_the_wheel_needs(path: str) -> None:

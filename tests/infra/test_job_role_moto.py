@@ -83,11 +83,11 @@ def job_role_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield output_url
 
 
-def test_the_job_role_policy_has_only_s3_and_the_secret() -> None:
+def test_the_job_role_policy_has_only_s3() -> None:
     role = load_template()["Resources"]["JobRole"]["Properties"]
     actions = {a for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]
                for a in as_list(s["Action"])}
-    assert {a.split(":")[0] for a in actions} == {"s3", "secretsmanager"}
+    assert {a.split(":")[0] for a in actions} == {"s3"}
 
 
 def test_the_store_publishes_and_reads_feeds_and_images_under_the_job_role(

@@ -40,7 +40,14 @@ REGION = "ap-northeast-2"
 STACK = "catalog-test"
 IMAGE_TAG = "2026.11.29-abc1234"
 # CloudFormation types moto cannot create; the template's tests check them instead.
-MOTO_CANNOT_CREATE = {"AWS::S3::BucketPolicy"}
+MOTO_CANNOT_CREATE = {
+    "AWS::S3::BucketPolicy", "AWS::CloudFront::Distribution", "AWS::CloudFront::OriginAccessControl",
+    "AWS::CloudFront::CachePolicy", "AWS::Batch::ConsumableResource", "AWS::SNS::Subscription",
+    "AWS::SNS::TopicPolicy", "AWS::Lambda::EventInvokeConfig", "AWS::CloudWatch::Alarm",
+}
+# moto cannot give the distribution's DomainName, so the stack is deployed with a custom domain.
+PUBLIC_DOMAIN = "feeds.example.com"
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 
 pytestmark = pytest.mark.slow  # one moto stack for the module: some seconds
 
@@ -50,11 +57,20 @@ class Stack:
     outputs: dict[str, str]
     secret_arn: str
     subnets: list[str]
-    security_group: str
+    database_security_group: str
+    vpc: str
     unsupported: set[str]
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION)
+
+    def security_group(self, role: str) -> str:
+        """The id of the stack's own security group for ``workers`` or ``submitter``."""
+        (group,) = self.client("ec2").describe_security_groups(
+            Filters=[{"Name": "tag:Name", "Values": [f"{STACK}-{role}"]}]
+        )["SecurityGroups"]
+        assert group["VpcId"] == self.vpc
+        return str(group["GroupId"])
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +92,8 @@ def deploy(scratch: Path) -> Stack:
                           AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
         for i, zone in enumerate("ac")
     ]
-    security_group = ec2.create_security_group(
-        GroupName="catalog-batch", Description="egress only", VpcId=vpc
+    database_security_group = ec2.create_security_group(
+        GroupName="catalog-db", Description="the catalog database", VpcId=vpc
     )["GroupId"]
     secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name="catalog-batch/database", SecretString="postgresql://placeholder@db.internal/catalog"
@@ -94,7 +110,11 @@ def deploy(scratch: Path) -> Stack:
 
     parameters = {
         "SubnetIds": ",".join(subnets),
-        "SecurityGroupIds": security_group,
+        "VpcId": vpc,
+        "DatabaseSecurityGroupId": database_security_group,
+        "PublicDomainName": PUBLIC_DOMAIN,
+        "PublicCertificateArn": CERTIFICATE,
+        "AlarmEmail": "night-watch@example.com",
         "ImageTag": IMAGE_TAG,
         "DatabaseSecretArn": secret_arn,
         "BatchServiceRoleArn": service_role,
@@ -112,16 +132,17 @@ def deploy(scratch: Path) -> Stack:
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
             Capabilities=["CAPABILITY_IAM"],
         )
+        # The outputs are resolved when read, and some name resources moto does not create.
+        (description,) = cloudformation.describe_stacks(StackName=STACK)["Stacks"]
     unsupported = {
         match.group(1) for w in caught
         if (match := re.match(r"Tried to parse (\S+) but it's not supported", str(w.message)))
     }
     others = [str(w.message) for w in caught if not str(w.message).startswith("Tried to parse")]
     assert not others, others
-    (description,) = cloudformation.describe_stacks(StackName=STACK)["Stacks"]
     assert description["StackStatus"] == "CREATE_COMPLETE", description.get("StackStatusReason")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in description["Outputs"]}
-    return Stack(outputs, secret_arn, subnets, security_group, unsupported)
+    return Stack(outputs, secret_arn, subnets, database_security_group, vpc, unsupported)
 
 
 def test_moto_created_everything_but_what_it_cannot(stack: Stack) -> None:
@@ -149,7 +170,7 @@ def test_batch_queue_orders_spot_before_on_demand(stack: Stack) -> None:
     for r in resources:
         assert int(r["minvCpus"]) == 0
         assert sorted(r["subnets"]) == sorted(stack.subnets)
-        assert r["securityGroupIds"] == [stack.security_group]
+        assert r["securityGroupIds"] == [stack.security_group("workers")]
         assert ":instance-profile/" in r["instanceRole"]
 
 
@@ -194,15 +215,106 @@ def test_bucket_repository_and_logs_as_declared(stack: Stack) -> None:
     assert groups[f"/aws/lambda/{STACK}-submitter"]["retentionInDays"] == 30
 
 
-def test_schedule_targets_the_submitter(stack: Stack) -> None:
+def rules_by_kind(stack: Stack) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stack's (schedule rule, event-pattern rule)."""
+    rules = stack.client("events").list_rules()["Rules"]
+    (schedule,) = [r for r in rules if "ScheduleExpression" in r]
+    (pattern,) = [r for r in rules if "EventPattern" in r]
+    return schedule, pattern
+
+
+def test_schedule_targets_the_submitter_and_starts_disabled(stack: Stack) -> None:
     events = stack.client("events")
-    (rule,) = events.list_rules()["Rules"]
+    rule, _ = rules_by_kind(stack)
     assert rule["ScheduleExpression"] == "cron(0 18 * * ? *)"
+    # No night starts before an image is pushed and the database migrated (docs/infra.md).
+    assert rule["State"] == "DISABLED"
     (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
     function = stack.client("lambda").get_function_configuration(
         FunctionName=stack.outputs["SubmitterFunctionName"]
     )
     assert target["Arn"] == function["FunctionArn"]
+
+
+def test_database_admits_the_workers_and_the_submitter_on_its_port(stack: Stack) -> None:
+    ec2 = stack.client("ec2")
+    workers, submitter = stack.security_group("workers"), stack.security_group("submitter")
+    (database,) = ec2.describe_security_groups(GroupIds=[stack.database_security_group])[
+        "SecurityGroups"]
+    sources = {
+        pair["GroupId"]
+        for permission in database["IpPermissions"]
+        if permission["IpProtocol"] == "tcp" and permission["FromPort"] == 5432
+        and permission["ToPort"] == 5432
+        for pair in permission["UserIdGroupPairs"]
+    }
+    assert sources == {workers, submitter}
+    # Nothing else reaches the database through the stack: no CIDR ranges were opened.
+    assert not [r for p in database["IpPermissions"] for r in p.get("IpRanges", [])]
+    # The Lambda is in the VPC's subnets with its own group.
+    vpc_config = stack.client("lambda").get_function_configuration(
+        FunctionName=stack.outputs["SubmitterFunctionName"]
+    )["VpcConfig"]
+    assert vpc_config["SecurityGroupIds"] == [submitter]
+    assert sorted(vpc_config["SubnetIds"]) == sorted(stack.subnets)
+
+
+def batch_event(queue: str, status: str = "FAILED", **detail: Any) -> str:
+    """A "Batch Job State Change" event as EventBridge delivers it."""
+    return json.dumps({
+        "version": "0", "id": "c8f9c4b5-0000-0000-0000-000000000000",
+        "detail-type": "Batch Job State Change", "source": "aws.batch",
+        "account": "123456789012", "time": "2026-11-30T19:12:00Z", "region": REGION,
+        "resources": [f"arn:aws:batch:{REGION}:123456789012:job/4c3e-1"],
+        "detail": {"jobName": "catalog-collect-2026-11-30", "jobId": "4c3e-1",
+                   "jobQueue": queue, "status": status,
+                   "statusReason": "Essential container in task exited", **detail},
+    })
+
+
+def test_a_failed_job_of_this_queue_alarms_the_topic(stack: Stack) -> None:
+    events = stack.client("events")
+    _, rule = rules_by_kind(stack)
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    topic = stack.outputs["AlarmTopicArn"]
+    assert target["Arn"] == topic
+    assert topic in stack.client("sns").list_topics()["Topics"][0].values()
+    assert "<reason>" in target["InputTransformer"]["InputTemplate"]
+    # moto's EventBridge matcher (what its PutEvents applies to rules) judges the pattern as
+    # the stack holds it; moto cannot deliver to an SNS target, so PutEvents is not used.
+    from moto.events.models import EventPattern
+
+    pattern = EventPattern.load(rule["EventPattern"])
+    queue = stack.outputs["JobQueueArn"]
+
+    def matches(event: str) -> bool:
+        return bool(pattern.matches_event(json.loads(event)))
+
+    assert matches(batch_event(queue, arrayProperties={"size": 3}))  # the night's array job
+    assert matches(batch_event(queue))  # a one-off job: migrate
+    assert not matches(batch_event(queue, "SUCCEEDED"))
+    assert not matches(batch_event(queue, "RUNNABLE"))
+    # Another stack's queue, and each child of a failed array (its parent alarms once for all).
+    assert not matches(batch_event(queue.replace("catalog-test", "other")))
+    assert not matches(batch_event(queue, arrayProperties={"index": 2, "size": 3}))
+
+
+def test_instances_require_imdsv2_with_one_hop(stack: Stack) -> None:
+    ec2 = stack.client("ec2")
+    (template,) = ec2.describe_launch_templates()["LaunchTemplates"]
+    (version,) = ec2.describe_launch_template_versions(
+        LaunchTemplateId=template["LaunchTemplateId"])["LaunchTemplateVersions"]
+    data = version["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert int(data["MetadataOptions"]["HttpPutResponseHopLimit"]) == 1
+    (root,) = data["BlockDeviceMappings"]
+    assert int(root["Ebs"]["VolumeSize"]) == 100 and root["Ebs"]["Encrypted"] in (True, "true")
+    batch = stack.client("batch")
+    environments = batch.describe_compute_environments()["computeEnvironments"]
+    assert len(environments) == 2
+    for environment in environments:
+        assert environment["computeResources"]["launchTemplate"]["launchTemplateId"] == (
+            template["LaunchTemplateId"])
 
 
 def lambda_environment(stack: Stack) -> dict[str, str]:
@@ -320,3 +432,100 @@ def test_the_scheduled_lambda_submits_a_night(
     with capture_logs():
         again = handler(event, None)
     assert again["submitted"] == {} and again["run_id"] == summary["run_id"]
+
+
+# The CLI configures structlog onto this test's captured stderr: put it back after.
+@pytest.mark.usefixtures("restore_logging")
+def test_migrate_on_batch_runs_the_migrate_task_on_the_stacks_queue_and_waits(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from submitter import cli
+
+    monkeypatch.setenv("JOB_QUEUE", stack.outputs["JobQueueArn"])
+    monkeypatch.setenv("JOB_DEFINITION", stack.outputs["JobDefinitionArn"])
+    # The operator's shell: no DATABASE_URL, the database is private; the job has it.
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    code = cli.main(["migrate", "--on-batch", "--poll", "0"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    job_id = re.search(r"migrate job (\S+) SUCCEEDED", out).group(1)  # type: ignore[union-attr]
+    (job,) = stack.client("batch").describe_jobs(jobs=[job_id])["jobs"]
+    # One plain job of the worker image: `python -m worker migrate`, with the definition's secret.
+    assert job["container"]["command"] == ["migrate"]
+    assert job["jobQueue"] == stack.outputs["JobQueueArn"]
+    assert job["jobDefinition"] == stack.outputs["JobDefinitionArn"]
+    assert "arrayProperties" not in job or not job["arrayProperties"].get("size")
+    assert job["jobName"].startswith("catalog-migrate-")
+    # No shop and no run: the job definition's environment (and its secret) is all it gets.
+    environment = {e["name"] for e in job["container"].get("environment", [])}
+    assert not environment & {"RUN_ID", "SHOP_ID", "SHOP_IDS", "SHOP_INDEX_OFFSET"}
+
+
+# The CLI configures structlog onto this test's captured stderr: put it back after.
+@pytest.mark.usefixtures("restore_logging")
+def test_a_failed_migrate_job_fails_the_command_with_its_reason(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from submitter import cli
+
+    # moto's Batch without Docker fails every job when told so.
+    monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "0")
+    code = cli.main(["migrate", "--on-batch", "--poll", "0",
+                     "--job-queue", stack.outputs["JobQueueArn"],
+                     "--job-definition", stack.outputs["JobDefinitionArn"]])
+    err = capsys.readouterr().err
+    assert code == 65
+    assert "FAILED" in err and "Do not switch ImageTag" in err
+
+
+# The CLI configures structlog onto this test's captured stderr: put it back after.
+@pytest.mark.usefixtures("restore_logging")
+def test_migrate_on_batch_needs_the_queue_and_definition(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from submitter import cli
+
+    monkeypatch.delenv("JOB_QUEUE", raising=False)
+    monkeypatch.delenv("JOB_DEFINITION", raising=False)
+    assert cli.main(["migrate", "--on-batch"]) == 65
+    assert "JOB_QUEUE and JOB_DEFINITION not set" in capsys.readouterr().err
+
+
+# The CLI configures structlog onto this test's captured stderr: put it back after.
+@pytest.mark.usefixtures("restore_logging")
+def test_migrate_on_batch_can_run_a_release_image_before_the_stack_points_at_it(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from submitter import cli
+
+    monkeypatch.setenv("JOB_QUEUE", stack.outputs["JobQueueArn"])
+    monkeypatch.setenv("JOB_DEFINITION", stack.outputs["JobDefinitionArn"])
+    code = cli.main(["migrate", "--on-batch", "--image-tag", "2026.12.01-def5678", "--poll", "0"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    revision = re.search(r"registered (\S+) for image tag", out).group(1)  # type: ignore[union-attr]
+    job_id = re.search(r"migrate job (\S+) SUCCEEDED", out).group(1)  # type: ignore[union-attr]
+    batch = stack.client("batch")
+    (job,) = batch.describe_jobs(jobs=[job_id])["jobs"]
+    assert job["jobDefinition"] == revision != stack.outputs["JobDefinitionArn"]
+    assert job["container"]["command"] == ["migrate"]
+    definitions = {d["jobDefinitionArn"]: d for d in batch.describe_job_definitions(
+        jobDefinitions=[revision, stack.outputs["JobDefinitionArn"]])["jobDefinitions"]}
+    # The release's image, everything else as the stack's definition; used once, then retired.
+    ours, stacks = definitions[revision], definitions[stack.outputs["JobDefinitionArn"]]
+    assert ours["containerProperties"]["image"] == (
+        f"{stack.outputs['RepositoryUri']}:2026.12.01-def5678")
+    assert stacks["containerProperties"]["image"] == f"{stack.outputs['RepositoryUri']}:{IMAGE_TAG}"
+    for key in ("secrets", "jobRoleArn", "executionRoleArn", "environment"):
+        assert ours["containerProperties"][key] == stacks["containerProperties"][key], key
+    assert ours["retryStrategy"] == stacks["retryStrategy"]
+    assert ours["status"] == "INACTIVE" and stacks["status"] == "ACTIVE"
+
+
+# The CLI configures structlog onto this test's captured stderr: put it back after.
+@pytest.mark.usefixtures("restore_logging")
+def test_image_tag_without_on_batch_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from submitter import cli
+
+    assert cli.main(["migrate", "--image-tag", "x"]) == 65
+    assert "--image-tag" in capsys.readouterr().err

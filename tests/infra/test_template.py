@@ -73,22 +73,34 @@ def env_names_read_by(path: Path) -> set[str]:
     return names
 
 
-def resolve(value: Any, outputs: dict[str, str]) -> str:
-    """A template value as the container would see it, with stand-ins for the stack's names."""
+def resolve(value: Any, outputs: dict[str, str], conditions: dict[str, bool] | None = None) -> str:
+    """A template value as the container would see it, with stand-ins for the stack's names and
+    the conditions' values (default: the parameters' defaults, no custom domain)."""
+    conditions = {"HasCustomDomain": False, **(conditions or {})}
     if isinstance(value, str):
         return value
     if "Ref" in value:
         return outputs[value["Ref"]]
+    if "Fn::If" in value:
+        name, when_true, when_false = value["Fn::If"]
+        return resolve(when_true if conditions[name] else when_false, outputs, conditions)
+    if "Fn::GetAtt" in value:
+        return outputs[".".join(value["Fn::GetAtt"])]
     text = sub_text(value)
     assert text is not None, f"cannot resolve {value!r}"
+    names = dict(outputs)
+    if isinstance(value["Fn::Sub"], list):
+        names.update({k: resolve(v, outputs, conditions) for k, v in value["Fn::Sub"][1].items()})
     for name in sub_references(text):
-        text = text.replace("${" + name + "}", outputs[name])
+        text = text.replace("${" + name + "}", names[name])
     return text
 
 
 STAND_INS = {
     "Bucket": "catalog-batch-bucket-1a2b3c",
     "Bucket.RegionalDomainName": "catalog-batch-bucket-1a2b3c.s3.ap-northeast-2.amazonaws.com",
+    "Distribution.DomainName": "d111111abcdef8.cloudfront.net",
+    "PublicDomainName": "feeds.example.com",
     "AWS::Region": "ap-northeast-2",
     "DatabaseSecretArn": "arn:aws:secretsmanager:ap-northeast-2:123456789012:secret:db-AbCdEf",
     "JobQueue": "arn:aws:batch:ap-northeast-2:123456789012:job-queue/catalog-batch-nightly",
@@ -201,10 +213,13 @@ def test_the_contract_simulation_sees_a_broken_strategy() -> None:
 # ----------------------------------------------------------------- the worker's environment
 
 
-def job_environment(template: dict[str, Any], *, with_secrets: bool = True) -> dict[str, str]:
+def job_environment(
+    template: dict[str, Any], *, with_secrets: bool = True, conditions: dict[str, bool] | None = None
+) -> dict[str, str]:
     """The environment a worker container gets from the job definition (and Batch)."""
     props = container(template)
-    env = {item["Name"]: resolve(item["Value"], STAND_INS) for item in props["Environment"]}
+    env = {item["Name"]: resolve(item["Value"], STAND_INS, conditions)
+           for item in props["Environment"]}
     if with_secrets:
         for secret in props["Secrets"]:
             assert secret["ValueFrom"] == {"Ref": "DatabaseSecretArn"}
@@ -227,10 +242,15 @@ def test_job_definition_gives_the_worker_every_variable_it_requires(
     assert settings.output_url == f"s3://{STAND_INS['Bucket']}"
     assert settings.log_format == "json"
     assert settings.array_index == 3 and settings.run_id == "2026-11-29-nightly"
-    # processed images are linked over https at the same address the platforms read feeds from
-    assert settings.public_base_url == f"https://{STAND_INS['Bucket.RegionalDomainName']}"
-    feeds_base = sub_text(template["Outputs"]["FeedsBaseUrl"]["Value"])
-    assert feeds_base == "https://${Bucket.RegionalDomainName}/feeds/"
+    # processed images are linked over https at the same address the platforms read feeds from:
+    # the distribution's own name, or the custom domain when one is given
+    feeds_base = template["Outputs"]["FeedsBaseUrl"]["Value"]
+    for custom, host in ((False, STAND_INS["Distribution.DomainName"]),
+                         (True, STAND_INS["PublicDomainName"])):
+        conditions = {"HasCustomDomain": custom}
+        settings = Settings.from_env(job_environment(template, conditions=conditions))
+        assert settings.public_base_url == f"https://{host}"
+        assert resolve(feeds_base, STAND_INS, conditions) == f"https://{host}/feeds/"
     # The database URL comes from Secrets Manager, never from the plain environment.
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         Settings.from_env(job_environment(template, with_secrets=False))
@@ -296,7 +316,8 @@ def test_parameters_the_issue_asks_for(template: dict[str, Any]) -> None:
     parameters = template["Parameters"]
     assert parameters["ScheduleExpression"]["Default"] == "cron(0 18 * * ? *)"  # 03:00 KST
     assert parameters["SubnetIds"]["Type"] == "List<AWS::EC2::Subnet::Id>"
-    assert parameters["SecurityGroupIds"]["Type"] == "List<AWS::EC2::SecurityGroup::Id>"
+    assert parameters["VpcId"]["Type"] == "AWS::EC2::VPC::Id"
+    assert parameters["DatabaseSecurityGroupId"]["Type"] == "AWS::EC2::SecurityGroup::Id"
     for name in ("ImageTag", "DatabaseSecretArn", "MaxVcpus", "InstanceTypes"):
         assert name in parameters
     assert set(template["Outputs"]) >= {"JobQueueArn", "JobDefinitionArn", "BucketName",
@@ -320,26 +341,60 @@ def test_repository_scans_on_push_and_keeps_the_last_images(template: dict[str, 
 # ----------------------------------------------------------------------------- the bucket
 
 
-def test_bucket_is_encrypted_versioned_and_closed_but_for_feeds_and_images(
-    template: dict[str, Any],
-) -> None:
+def test_bucket_is_encrypted_versioned_and_private(template: dict[str, Any]) -> None:
     _, bucket = one_resource(template, "AWS::S3::Bucket")
     props = bucket["Properties"]
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert props["VersioningConfiguration"]["Status"] == "Enabled"
     rules = props["LifecycleConfiguration"]["Rules"]
     assert any("NoncurrentVersionExpiration" in r for r in rules)
+    # Every Block Public Access setting on: the stack deploys where an organisation enforces them.
     block = props["PublicAccessBlockConfiguration"]
-    assert block["BlockPublicAcls"] and block["IgnorePublicAcls"]
+    assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                     "RestrictPublicBuckets": True}
     assert props["OwnershipControls"]["Rules"][0]["ObjectOwnership"] == "BucketOwnerEnforced"
-    # The only public grant: read, of feeds/ and images/.
-    public = [(where, s) for where, s in policy_statements(template)
-              if s["Effect"] == "Allow" and s.get("Principal") == "*"]
-    assert public, "the platforms must be able to fetch the feeds"
-    for where, statement in public:
-        assert as_list(statement["Action"]) == ["s3:GetObject"], where
-        prefixes = {sub_text(r) for r in as_list(statement["Resource"])}
-        assert prefixes == {"${Bucket.Arn}/feeds/*", "${Bucket.Arn}/images/*"}, where
+
+
+def test_only_this_distribution_reads_and_only_feeds_and_images(template: dict[str, Any]) -> None:
+    (policy,) = resources_of_type(template, "AWS::S3::BucketPolicy").values()
+    allows = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
+              if s["Effect"] == "Allow"]
+    # No anonymous grant at all (BlockPublicPolicy would refuse it and roll the stack back).
+    assert all(s["Principal"] != "*" and "AWS" not in s["Principal"] for s in allows)
+    (read,) = allows
+    assert read["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert as_list(read["Action"]) == ["s3:GetObject"]
+    assert {sub_text(r) for r in as_list(read["Resource"])} == {
+        "${Bucket.Arn}/feeds/*", "${Bucket.Arn}/images/*"}
+    source = sub_text(read["Condition"]["StringEquals"]["AWS:SourceArn"])
+    assert source is not None and source.endswith(":distribution/${Distribution}")
+
+
+def test_the_distribution_reads_the_bucket_through_origin_access_control(
+    template: dict[str, Any],
+) -> None:
+    control_name, control = one_resource(template, "AWS::CloudFront::OriginAccessControl")
+    config = control["Properties"]["OriginAccessControlConfig"]
+    assert config["OriginAccessControlOriginType"] == "s3"
+    assert config["SigningBehavior"] == "always" and config["SigningProtocol"] == "sigv4"
+    _, distribution = one_resource(template, "AWS::CloudFront::Distribution")
+    props = distribution["Properties"]["DistributionConfig"]
+    (origin,) = props["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["Bucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": [control_name, "Id"]}
+    # No legacy origin access identity beside it.
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    behaviours = [props["DefaultCacheBehavior"], *props["CacheBehaviors"]]
+    assert {b.get("PathPattern") for b in behaviours} == {None, "feeds/*", "images/*"}
+    for behaviour in behaviours:
+        assert behaviour["TargetOriginId"] == origin["Id"]
+        assert behaviour["ViewerProtocolPolicy"] == "https-only"
+        assert behaviour["AllowedMethods"] == ["GET", "HEAD"]
+    # A custom domain comes with its certificate; without one, CloudFront's own.
+    assert props["Aliases"]["Fn::If"][0] == "HasCustomDomain"
+    certificate = props["ViewerCertificate"]["Fn::If"]
+    assert certificate[1]["AcmCertificateArn"] == {"Ref": "PublicCertificateArn"}
+    assert certificate[2] == {"CloudFrontDefaultCertificate": True}
 
 
 # ------------------------------------------------------------------------------------ IAM
@@ -405,17 +460,18 @@ def test_the_wildcard_check_catches_broad_grants(template: dict[str, Any]) -> No
     assert not resource_problems({"Fn::Sub": "${Bucket.Arn}/feeds/*"}, template)
 
 
-def test_job_role_reaches_only_its_prefixes_and_its_secret(template: dict[str, Any]) -> None:
+def test_job_role_reaches_only_its_prefixes(template: dict[str, Any]) -> None:
     granted = [s for where, s in policy_statements(template) if where.startswith("JobRole/")]
     services = {a.split(":")[0] for s in granted for a in as_list(s["Action"])}
-    assert services == {"s3", "secretsmanager"}
+    # DATABASE_URL is injected by ECS with the execution role; the worker never reads the secret.
+    assert services == {"s3"}
     for statement in granted:
         for resource in as_list(statement["Resource"]):
             text = sub_text(resource)
             if text is not None:
                 assert text in ("${Bucket.Arn}/feeds/*", "${Bucket.Arn}/images/*")
             else:
-                assert resource in ({"Fn::GetAtt": ["Bucket", "Arn"]}, {"Ref": "DatabaseSecretArn"})
+                assert resource == {"Fn::GetAtt": ["Bucket", "Arn"]}
         if statement["Action"] == "s3:ListBucket":
             # Bucket-level: needed so that a missing key is 404 (the store's exists/get_bytes).
             assert statement["Resource"] == {"Fn::GetAtt": ["Bucket", "Arn"]}
@@ -504,8 +560,11 @@ def test_lambda_runtime_matches_the_project_and_the_zip_builder(template: dict[s
 
 def test_schedule_invokes_the_lambda_with_permission(template: dict[str, Any]) -> None:
     function_name, _ = one_resource(template, "AWS::Lambda::Function")
-    rule_name, rule = one_resource(template, "AWS::Events::Rule")
+    rule_name, rule = "NightlySchedule", template["Resources"]["NightlySchedule"]
     assert rule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
+    # The night stays off until an image exists and the schema is migrated (docs/infra.md).
+    assert rule["Properties"]["State"] == {"Ref": "ScheduleState"}
+    assert template["Parameters"]["ScheduleState"]["Default"] == "DISABLED"
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [function_name, "Arn"]}
     _, permission = one_resource(template, "AWS::Lambda::Permission")

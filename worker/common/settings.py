@@ -16,6 +16,8 @@ from worker.common.errors import ConfigError
 from worker.common.redact import redact
 
 TASKS = ("collect", "feed", "images")
+# Tasks outside the night's array jobs: one process, no shop (`catalog-submit migrate --on-batch`).
+MAINTENANCE_TASKS = ("migrate",)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
