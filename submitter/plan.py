@@ -267,8 +267,9 @@ def plan_run(
         # The list is frozen inside the database: 25,000 shops never pass through Python.
         cur = conn.execute(
             """
-            INSERT INTO run_shops (run_id, idx, shop_id)
-            SELECT %(run)s, (row_number() OVER (ORDER BY id)) - 1, id
+            INSERT INTO run_shops (run_id, idx, child, shop_id)
+            SELECT %(run)s, (row_number() OVER (ORDER BY id)) - 1,
+                   (row_number() OVER (ORDER BY id)) - 1, id
             FROM shops
             WHERE active AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]))
             """,
@@ -304,8 +305,9 @@ def plan_retry(
         )
         cur = conn.execute(
             """
-            INSERT INTO run_shops (run_id, idx, shop_id)
-            SELECT %(new)s, (row_number() OVER (ORDER BY rs.idx)) - 1, rs.shop_id
+            INSERT INTO run_shops (run_id, idx, child, shop_id)
+            SELECT %(new)s, (row_number() OVER (ORDER BY rs.idx)) - 1,
+                   (row_number() OVER (ORDER BY rs.idx)) - 1, rs.shop_id
             FROM run_shops rs
             WHERE rs.run_id = %(old)s AND (rs.idx = ANY(%(also)s::int[]) OR EXISTS (
                 SELECT 1 FROM (

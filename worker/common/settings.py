@@ -44,6 +44,10 @@ class Settings:
     # The public http(s) address of OUTPUT_URL's root (a CDN or the bucket's website), for the image
     # URLs written into feeds: the platforms cannot fetch s3:// or a local path.
     public_base_url: str | None = None
+    # Seconds one connection attempt may take, and how long a child keeps retrying a full or
+    # unreachable database (jittered back-off) before exiting 75.
+    database_connect_timeout: float = 10.0
+    database_connect_retry_s: float = 300.0
 
     @classmethod
     def from_env(
@@ -147,6 +151,8 @@ class Settings:
         array_size = integer("AWS_BATCH_JOB_ARRAY_SIZE", 0, 0) if array_size_raw else None
         offset = integer("SHOP_INDEX_OFFSET", 0, 0)
         attempt = integer("AWS_BATCH_JOB_ATTEMPT", 1, 1)
+        connect_timeout = integer("DATABASE_CONNECT_TIMEOUT", 10, 1)
+        connect_retry = integer("DATABASE_CONNECT_RETRY_SECONDS", 300, 0)
 
         if problems:
             raise ConfigError(
@@ -170,6 +176,8 @@ class Settings:
             shop_lock_timeout=float(lock_timeout),
             database_secret_arn=get("DATABASE_SECRET_ARN"),
             public_base_url=public_base_url.rstrip("/") if public_base_url else None,
+            database_connect_timeout=float(connect_timeout),
+            database_connect_retry_s=float(connect_retry),
         )
 
 
