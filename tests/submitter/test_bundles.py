@@ -57,7 +57,8 @@ def test_every_shop_is_in_exactly_one_bundle_and_no_shared_child_passes_the_targ
             assert sum(estimates[p] for p in b) <= target + 1e-6  # type: ignore[misc]
 
 
-def _history(conn: psycopg.Connection, shop_id: str, seconds: float, *, tasks=("collect", "feed", "images")) -> None:  # type: ignore[no-untyped-def]
+def _history(conn: psycopg.Connection, shop_id: str, seconds: float, *,
+             tasks: tuple[str, ...] = ("collect", "feed", "images")) -> None:
     for task in tasks:
         conn.execute(
             "INSERT INTO task_runs (shop_id, task, status, exit_code, duration_s, finished_at) "

@@ -23,7 +23,7 @@ def _night(conn: psycopg.Connection, run_id: str, age_days: int, *, rerun_of: st
         (run_id, age_days, "nightly" if rerun_of is None else "rerun", age_days, rerun_of))
     conn.execute("INSERT INTO run_shops (run_id, idx, child, shop_id) VALUES "
                  "(%s, 0, 0, 'shop00000'), (%s, 1, 0, 'shop00001')", (run_id, run_id))
-    for i in range(rows):
+    for _ in range(rows):
         (task_run,) = conn.execute(
             "INSERT INTO task_runs (run_id, shop_id, task, status, started_at) VALUES "
             "(%s, 'shop00000', 'collect', 'succeeded', now() - make_interval(days => %s)) "
@@ -40,7 +40,7 @@ def _night(conn: psycopg.Connection, run_id: str, age_days: int, *, rerun_of: st
 
 
 def _count(conn: psycopg.Connection, table: str) -> int:
-    (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - fixed names
+    (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     conn.commit()
     return int(n)
 
