@@ -201,3 +201,19 @@ def test_the_child_holds_one_connection(conn, settings_env, monkeypatch):
     assert seen == [1]
     # the reject written after the task's rollback, on that same connection
     assert conn.execute("SELECT reason FROM rejects").fetchall() == [("missing title",)]
+
+
+@pytest.mark.parametrize(
+    ("dsn", "secret"),
+    [
+        ("postgresql://u:p%40ss%3Aw0rd@db.example:5432/catalog", "p@ss:w0rd"),
+        ("postgresql://u:pa@ss@db.example/catalog", "ss@db"),  # libpq's host: ss@db.example
+        ("host=db.example user=u password='s3cr et' dbname=catalog", "s3cr et"),
+        ("postgresql://u@db.example/catalog?password=hunter22&sslmode=require", "hunter22"),
+    ],
+)
+def test_scrub_hides_every_shape_of_password(dsn: str, secret: str) -> None:
+    message = f"connection to {dsn} failed: FATAL for {secret}"
+    shown = db.scrub(message, dsn)
+    assert secret not in shown and "***" in shown
+    assert secret not in db.describe_target(dsn)

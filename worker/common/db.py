@@ -113,6 +113,8 @@ def dsn_secrets(database_url: str) -> list[str]:
             raw = rest[:at].split(":", 1)[1]
             found += [raw, urllib.parse.unquote(raw)]
             found += [piece for piece in re.split(r"[@:/]", raw) if len(piece) >= 3]
+            # libpq takes what follows an unencoded '@' for the host: hide it with its '@'.
+            found += [piece + "@" for piece in raw.split("@")[1:] if piece]
     for match in re.finditer(r"password\s*=\s*('(?:[^'\\]|\\.)*'|[^&\s]+)", text):
         value = match.group(1).strip("'")
         found += [value, urllib.parse.unquote(value)]
