@@ -46,11 +46,13 @@ def shop_estimates(count: int, seed: int) -> list[float | None]:
             out.append(None)
             continue
         pick = rng.random()
-        for share, median, sigma in SIZES:
-            if pick < share:
+        size = SIZES[-1]
+        for candidate in SIZES:
+            if pick < candidate[0]:
+                size = candidate
                 break
-            pick -= share
-        out.append(rng.lognormvariate(math.log(median), sigma))
+            pick -= candidate[0]
+        out.append(rng.lognormvariate(math.log(size[1]), size[2]))
     return out
 
 
