@@ -5,7 +5,9 @@ history). The planner (``submitter.plan.pack_bundles`` and ``build_jobs``, the c
 ``catalog-submit submit`` runs) packs them; this script then plays the night on the compute
 environment's slots and prints, per strategy: array children, the longest child, the night's
 length per task, database connections at peak, container starts (and log streams), and SubmitJob
-calls. ``python -m bench.night [--shops 10000] [--vcpus 320] [--seed 7]``.
+calls. ``python -m bench.night [--shops 10000] [--vcpus 320] [--seed 7]``; with
+``--database-url URL`` (a scratch database, migrated; its shops and task rows are replaced) it also
+times ``plan_run`` itself on the first size, with 30 nights of history in ``task_runs``.
 
 The model, stated once: a child costs ``CHILD_START_S`` before its first shop (container start
 5–10 s, Python imports 1.0–1.5 s: issue 14's numbers) and ``SHOP_START_S`` per shop inside it (its
@@ -112,12 +114,55 @@ def table(nights: Sequence[Night], shops: int, vcpus: int) -> str:
     return "\n".join(lines)
 
 
+def time_plan_run(database_url: str, estimates: Sequence[float | None], nights: int = 30) -> str:
+    """``plan_run`` against PostgreSQL, with ``nights`` of history for every known shop."""
+    import datetime as dt
+
+    import psycopg
+
+    from submitter.plan import plan_run
+    from worker.common import db
+
+    db.migrate(database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("TRUNCATE shops, task_runs, rejects, runs, run_shops CASCADE")
+        with conn.cursor() as cur, cur.copy(
+            "COPY shops (id, name, source_url, format, currency) FROM STDIN"
+        ) as copy:
+            for i in range(len(estimates)):
+                copy.write_row((f"s{i:06d}", "bench", "https://shop.example/x.jsonl", "jsonl",
+                                "KRW"))
+        rows = 0
+        with conn.cursor() as cur, cur.copy(
+            "COPY task_runs (shop_id, task, status, duration_s, started_at) FROM STDIN"
+        ) as copy:
+            for night in range(nights):
+                when = dt.datetime(2026, 10, 1, tzinfo=dt.UTC) + dt.timedelta(days=night)
+                for i, estimate in enumerate(estimates):
+                    if estimate is None:
+                        continue
+                    for task in ("collect", "feed", "images"):
+                        copy.write_row((f"s{i:06d}", task, "succeeded", estimate, when))
+                        rows += 1
+        conn.commit()
+        conn.execute("ANALYZE")
+        conn.commit()
+        started = time.perf_counter()
+        plan = plan_run(conn, dt.date(2026, 11, 29))
+        seconds = time.perf_counter() - started
+    return (f"plan_run against PostgreSQL: {len(estimates):,} shops, {rows:,} task rows of "
+            f"history: {seconds:.2f} s, {plan.children:,} children")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shops", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--vcpus", type=int, default=320)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database-url", help="a scratch database: also time plan_run itself")
     args = parser.parse_args()
+    if args.database_url:
+        print(time_plan_run(args.database_url, shop_estimates(args.shops[0], args.seed)))
     for shops in args.shops:
         estimates = shop_estimates(shops, args.seed)
         known = [e for e in estimates if e is not None]
