@@ -1,11 +1,10 @@
 """``catalog-submit``: the submitter's command line (migrate, shops, plan, submit, status, retry,
-local, demo)."""
+local, prune, demo). Each command parses, calls night/plan/status, and hands results to report."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import shlex
 import shutil
 import sys
@@ -15,22 +14,24 @@ from typing import Any
 
 import psycopg
 
-from submitter.batch import BatchApi, make_client
+from submitter import report
 from submitter.config import SubmitterConfig, resolve_database_url
-from submitter.local import (
-    BATCH_VARIABLES,
-    LocalExecutor,
-    RetryStrategy,
-    docker_command,
-    format_summary,
-    local_base_env,
-    progress_printer,
-    shop_names,
+from submitter.local import BATCH_VARIABLES, child_labels, docker_command, local_base_env
+from submitter.night import (
+    LocalRun,
+    NightRequest,
+    batch_api,
+    open_database,
+    plan_and_submit,
+    plan_failed,
+    plan_night,
+    run_locally,
+    submit_night,
 )
-from submitter.plan import Plan, plan_retry, plan_run
+from submitter.plan import Plan, RunKind
+from submitter.retention import prune
 from submitter.shopfile import read_shop_file
-from submitter.status import format_status, run_status, shop_rows
-from submitter.submit import submit_plan
+from submitter.status import run_status, shop_rows
 from worker.common import db
 from worker.common.errors import (
     EXIT_DATAERR,
@@ -76,7 +77,7 @@ def _migrate_on_batch(args: argparse.Namespace) -> int:
 
     config = _config(args)
     job_queue, job_definition = config.require_batch()
-    api = _batch_api(config)
+    api = batch_api(config)
     revision = None
     if args.image_tag:
         revision = api.register_with_image(job_definition, args.image_tag)
@@ -119,16 +120,7 @@ def cmd_shops_list(args: argparse.Namespace) -> int:
     with db.connect(settings.database_url) as conn:
         db.check_schema(conn)
         shops = list_shops(conn)
-    rows = [("ID", "ACTIVE", "FORMAT", "CURRENCY", "CHANNELS", "SOURCE")]
-    rows += [
-        (s.id, "yes" if s.active else "no", s.format, s.currency, ",".join(s.channels),
-         s.source_url)
-        for s in shops
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
-        print(cells + "  " + row[-1])
+    print(report.shops_text(shops))
     return EXIT_OK
 
 
@@ -163,92 +155,42 @@ def _shop_ids(text: str | None) -> list[str] | None:
 
 
 def _connect(config: SubmitterConfig) -> psycopg.Connection:
-    conn = db.connect(resolve_database_url(config))
-    try:
-        db.check_schema(conn)
-        # End check_schema's transaction, so that planning commits in its own.
-        conn.commit()
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    return open_database(resolve_database_url(config))
 
 
-def _batch_api(config: SubmitterConfig) -> BatchApi:
-    return BatchApi(make_client(endpoint_url=config.aws_endpoint_url))
-
-
-def print_plan(conn: psycopg.Connection, plan: Plan, *, all_shops: bool = False) -> None:
-    """The run, its jobs and its frozen shops (the first 20 unless ``all_shops``)."""
-    state = "new" if plan.created else "existing"
-    print(f"run {plan.run_id} ({state} {plan.kind} run for {plan.run_date}): "
-          f"{plan.shop_count} shops, {len(plan.jobs)} jobs"
-          + (", images before feed" if plan.images_before_feed else ""))
-    if not plan.jobs:
-        print("nothing to do: no active shops")
-        return
-    for job in plan.jobs:
-        size = f"array of {job.array_size}" if job.array_size else "plain job"
-        deps = ", ".join(f"{d.key} ({d.type or 'plain'})" for d in job.depends_on) or "-"
-        print(f"  {job.key:<10} {job.name:<48} {size:<15} offset {job.chunk.offset:<6} "
-              f"after {deps}")
-    limit = None if all_shops else 20
-    shown = 0
-    with conn.cursor(name="plan_shops") as cur:
-        cur.execute("SELECT idx, shop_id FROM run_shops WHERE run_id = %s ORDER BY idx",
-                    (plan.run_id,))
-        for idx, shop_id in cur:
-            if limit is not None and shown >= limit:
-                break
-            print(f"  [{idx}] {shop_id}")
-            shown += 1
-    conn.commit()
-    if shown < plan.shop_count:
-        print(f"  … {plan.shop_count - shown} more (--all-shops lists them)")
-
-
-def _kind(args: argparse.Namespace) -> str:
+def _kind(args: argparse.Namespace) -> RunKind:
     return "rerun" if getattr(args, "rerun", False) else "nightly"
+
+
+def _request(args: argparse.Namespace, kind: RunKind) -> NightRequest:
+    return NightRequest(_date(args.date), shop_ids=_shop_ids(args.shop_ids), kind=kind)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     config = _config(args)
     with _connect(config) as conn:
-        plan = plan_run(conn, _date(args.date), shop_ids=_shop_ids(args.shop_ids),
-                        kind=_kind(args),  # type: ignore[arg-type]
-                        images_before_feed=config.images_before_feed)
-        print_plan(conn, plan, all_shops=args.all_shops)
+        plan = plan_night(conn, config, _request(args, _kind(args)))
+        print(report.plan_text(conn, plan, all_shops=args.all_shops))
     return EXIT_OK
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     config = _config(args)
-    queue, definition = config.require_batch()
     with _connect(config) as conn:
-        plan = plan_run(conn, _date(args.date), shop_ids=_shop_ids(args.shop_ids),
-                        kind=_kind(args),  # type: ignore[arg-type]
-                        images_before_feed=config.images_before_feed)
-        result = submit_plan(conn, plan, _batch_api(config), job_queue=queue,
-                             job_definition=definition)
-    print(json.dumps(result.summary(), indent=2))
+        _, result = plan_and_submit(conn, config, _request(args, _kind(args)))
+    print(report.submit_text(result.summary()))
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
-    api = _batch_api(config) if args.batch else None
+    api = batch_api(config) if args.batch else None
     with _connect(config) as conn:
         state = run_status(conn, args.run_id, api)
-        print(format_status(state))
-        rows = shop_rows(conn, args.run_id, problems_only=not args.all)
-        header = False
-        for row in rows:
-            if not header:
-                print(f"  {'#':>6} {'shop':<24} {'collect':<10} {'feed':<10} {'images':<10} error")
-                header = True
-            error = (row["error"] or "").splitlines()[0][:80] if row["error"] else ""
-            print(f"  {row['index']:>6} {row['shop_id']:<24} {row['collect']:<10} "
-                  f"{row['feed']:<10} {row['images']:<10} {error}")
+        print(report.status_text(state))
+        table = report.shop_table(shop_rows(conn, args.run_id, problems_only=not args.all))
+        if table:
+            print(table)
     return state.exit_code
 
 
@@ -260,55 +202,62 @@ def cmd_retry(args: argparse.Namespace) -> int:
         also: set[int] = set()
         if not args.local:
             # Batch also knows the children that failed without ever writing a task row.
-            state = run_status(conn, args.run_id, _batch_api(config))
+            state = run_status(conn, args.run_id, batch_api(config))
             also = set().union(*state.batch_failed.values())
-        plan = plan_retry(conn, args.run_id, also_positions=also)
+        plan = plan_failed(conn, config, args.run_id, also_positions=sorted(also))
         if plan is None:
             print(f"run {args.run_id}: no failed shops, nothing to retry")
             return EXIT_OK
-        print_plan(conn, plan)
+        print(report.plan_text(conn, plan))
         if args.local:
             return _run_locally(conn, config, plan, args)
-        queue, definition = config.require_batch()
-        result = submit_plan(conn, plan, _batch_api(config), job_queue=queue,
-                             job_definition=definition)
-    print(json.dumps(result.summary(), indent=2))
+        result = submit_night(conn, config, plan)
+    print(report.submit_text(result.summary()))
+    return EXIT_OK
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    config = _config(args)
+    keep = args.keep_days if args.keep_days is not None else config.keep_days
+    with _connect(config) as conn:
+        counts = prune(conn, keep_days=keep)
+    print(report.prune_text(counts, keep))
     return EXIT_OK
 
 
 def _run_locally(conn: psycopg.Connection, config: SubmitterConfig, plan: Plan,
-                 args: argparse.Namespace, *, extra_env: dict[str, str] | None = None) -> int:
+                 args: argparse.Namespace) -> int:
     database_url = resolve_database_url(config)
-    base_env = local_base_env(config, database_url)
-    base_env.update(extra_env or {})
+    extra: dict[str, str] = {}
     for item in args.env or ():
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise ConfigError(f"--env {item!r}: expected NAME=VALUE")
-        base_env[name] = value
+        extra[name] = value
     command = shlex.split(args.worker_command) if args.worker_command else None
     if getattr(args, "docker", None):
         if shutil.which("docker") is None:
             raise ConfigError("--docker needs a Docker engine and no `docker` is on PATH: "
                               "leave --docker out to run `python -m worker` here")
-        command = list(docker_command(args.docker, [*base_env, *BATCH_VARIABLES]))
-    executor = LocalExecutor(
-        plan, base_env=base_env, log_dir=Path(args.log_dir), command=command,
-        parallel=args.parallel, retry=RetryStrategy(attempts=args.attempts),
-        progress=progress_printer(),
-    )
-    summary = executor.run()
-    names = shop_names(conn, plan.run_id, [f.position for f in summary.failures])
-    print(format_summary(summary, names))
+        names = [*local_base_env(config, database_url), *extra, *BATCH_VARIABLES]
+        command = list(docker_command(args.docker, names))
+    summary = run_locally(config, database_url, plan, LocalRun(
+        log_dir=Path(args.log_dir), command=command, parallel=args.parallel,
+        attempts=args.attempts, extra_env=extra, progress=report.progress_printer(),
+    ))
+    labels = child_labels(conn, plan.run_id, [f.position for f in summary.failures])
+    print(report.summary_text(summary, labels))
+    table = report.shop_table(shop_rows(conn, plan.run_id, problems_only=True))
+    if table:
+        print(table)
     return summary.exit_code
 
 
 def cmd_local(args: argparse.Namespace) -> int:
     config = _config(args)
     with _connect(config) as conn:
-        plan = plan_run(conn, _date(args.date), shop_ids=_shop_ids(args.shop_ids), kind="local",
-                        images_before_feed=config.images_before_feed)
-        print_plan(conn, plan)
+        plan = plan_night(conn, config, _request(args, "local"))
+        print(report.plan_text(conn, plan))
         if not plan.jobs:
             return EXIT_OK
         return _run_locally(conn, config, plan, args)
@@ -382,6 +331,10 @@ def add_night_commands(sub: Any) -> None:
     _add_night_options(p, rerun=False)
     _add_local_options(p)
     p.set_defaults(func=cmd_local)
+    p = sub.add_parser("prune", help="delete task rows, rejects and runs older than N days")
+    p.add_argument("--keep-days", type=int, default=None,
+                   help="keep this many days (default: KEEP_DAYS, else 30)")
+    p.set_defaults(func=cmd_prune)
     p = sub.add_parser("demo", help="the whole night on bundled sample shops, nothing to set up")
     p.add_argument("--dir", default=".catalog-batch",
                    help="the demo's home: database, served samples, logs (default .catalog-batch)")

@@ -29,6 +29,10 @@ class SubmitterConfig:
     output_url: str | None = None
     fetch_allow_networks: str | None = None
     log_format: str | None = None
+    # Bundles: small shops share an array child up to this many seconds (0: every shop alone).
+    bundle_target_s: float = 300.0
+    # Retention: the Lambda prunes task rows, rejects and runs older than this after a night.
+    keep_days: int = 30
     # The environment a local child inherits besides the Batch variables (PATH, HOME, locale…).
     inherited: tuple[tuple[str, str], ...] = ()
 
@@ -44,6 +48,17 @@ class SubmitterConfig:
         flag = (get("IMAGES_BEFORE_FEED") or "0").lower()
         if flag not in ("0", "1", "true", "false", "yes", "no"):
             raise ConfigError(f"IMAGES_BEFORE_FEED={flag!r} is not a boolean: expected 1 or 0")
+        numbers: dict[str, float] = {}
+        for name, default, minimum in (("BUNDLE_TARGET_SECONDS", 300.0, 0.0),
+                                       ("KEEP_DAYS", 30.0, 1.0)):
+            raw = get(name)
+            try:
+                value = float(raw) if raw is not None else default
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a number: expected ≥ {minimum:g}") from None
+            if value < minimum:
+                raise ConfigError(f"{name}={raw} is below {minimum:g}")
+            numbers[name] = value
         inherited = tuple(
             (k, v) for k, v in env.items()
             if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV",
@@ -60,6 +75,8 @@ class SubmitterConfig:
             output_url=get("OUTPUT_URL"),
             fetch_allow_networks=get("FETCH_ALLOW_NETWORKS"),
             log_format=get("LOG_FORMAT"),
+            bundle_target_s=numbers["BUNDLE_TARGET_SECONDS"],
+            keep_days=int(numbers["KEEP_DAYS"]),
             inherited=inherited,
         )
 

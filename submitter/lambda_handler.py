@@ -86,33 +86,33 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         configure(_CONFIG.log_format or "json")
     config = _CONFIG
     request = parse_event(event)
-    job_queue, job_definition = config.require_batch()
+    config.require_batch()
     if _DATABASE_URL is None:
         _DATABASE_URL = resolve_database_url(config)
     # Imported here: a malformed event is refused before any connection or client exists.
-    from submitter.batch import BatchApi, make_client
-    from submitter.plan import plan_run
-    from submitter.submit import submit_plan
-    from worker.common import db
+    from submitter.night import NightRequest, open_database, plan_and_submit
+    from submitter.retention import prune
 
-    with db.connect(_DATABASE_URL) as conn:
-        db.check_schema(conn)
-        conn.commit()
-        plan = plan_run(
-            conn, request.run_date, shop_ids=request.shop_ids,
+    with open_database(_DATABASE_URL) as conn:
+        plan, result = plan_and_submit(conn, config, NightRequest(
+            request.run_date, shop_ids=request.shop_ids,
             kind="rerun" if request.rerun else "nightly",
-            images_before_feed=(request.images_before_feed
-                                if request.images_before_feed is not None
-                                else config.images_before_feed),
-        )
-        api = BatchApi(make_client(endpoint_url=config.aws_endpoint_url))
-        result = submit_plan(conn, plan, api, job_queue=job_queue, job_definition=job_definition)
+            images_before_feed=request.images_before_feed,
+        ))
+        # After the night is safely submitted: a failed prune is logged, never the night's.
+        try:
+            pruned: dict[str, int] | str = prune(conn, keep_days=config.keep_days)
+        except Exception as exc:
+            conn.rollback()
+            log.warning("submitter.prune_failed", error=str(exc))
+            pruned = f"failed: {exc}"
     summary = {
         **result.summary(),
         "run_date": request.run_date.isoformat(),
         "source": request.source,
         "jobs": len(plan.jobs),
         "request_id": getattr(context, "aws_request_id", None),
+        "pruned": pruned,
     }
     if request.shop_ids is not None and not plan.created:
         summary["note"] = ("the night's run already existed; shop_ids were not applied "

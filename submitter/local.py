@@ -1,10 +1,11 @@
 """The local executor: a run's plan on this machine, with AWS Batch's semantics.
 
 Each array child is a ``python -m worker TASK`` process (or ``docker run IMAGE TASK``) with exactly
-the environment Batch would give it. ``N_TO_N`` is honoured per index: feed *i* starts the moment
-collect *i* succeeds; when collect *i* fails, feed *i* and images *i* fail without running and every
-other index goes on. The job definition's retry strategy applies: exit 75 is retried up to the
-attempts, 65 and 1 are not. At most ``parallel`` children run at once.
+the environment Batch would give it, and runs its bundle: one shop, or several small ones.
+``N_TO_N`` is honoured per index: feed *i* starts the moment collect *i* succeeds; when collect *i*
+fails, feed *i* and images *i* fail without running and every other index goes on. The job
+definition's retry strategy applies: exit 75 is retried up to the attempts, 65 and 1 are not. At
+most ``parallel`` children run at once.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO
 
 import psycopg
 import structlog
 
 from submitter.config import SubmitterConfig
-from submitter.plan import Plan, PlannedJob
+from submitter.plan import Plan, PlannedJob, bundle_members
 from worker.common.errors import EXIT_TEMPFAIL, ConfigError
 from worker.common.settings import TASKS
 
@@ -64,13 +65,6 @@ class Progress:
 
     counts: dict[str, Counter[str]]
     done: bool = False
-
-    def line(self) -> str:
-        parts = []
-        for task, c in self.counts.items():
-            parts.append(f"{task} {c['succeeded']} ok {c['failed']} failed "
-                         f"{c['running']} running {c['waiting'] + c['retrying']} waiting")
-        return " | ".join(parts)
 
 
 @dataclass
@@ -111,17 +105,11 @@ def local_base_env(config: SubmitterConfig, database_url: str) -> dict[str, str]
     return env
 
 
-def shop_names(conn: psycopg.Connection, run_id: str, positions: Iterable[int]) -> dict[int, str]:
-    """position → shop id for the few positions a summary names."""
-    wanted = sorted(set(positions))
-    if not wanted:
-        return {}
-    rows = conn.execute(
-        "SELECT idx, shop_id FROM run_shops WHERE run_id = %s AND idx = ANY(%s)", (run_id, wanted)
-    ).fetchall()
-    if not conn.autocommit:
-        conn.commit()
-    return {int(idx): str(shop) for idx, shop in rows}
+def child_labels(conn: psycopg.Connection, run_id: str, positions: Iterable[int]) -> dict[int, str]:
+    """child position → its shops in a few words, for the few children a summary names."""
+    from submitter.report import bundle_label
+
+    return {child: bundle_label(shops) for child, shops in bundle_members(conn, run_id, positions)}
 
 
 def worker_command() -> tuple[str, ...]:
@@ -388,57 +376,3 @@ def _last_line(path: Path, limit: int = 300) -> str | None:
             if isinstance(event, dict) and event.get("error"):
                 return str(event["error"]).splitlines()[0][:limit]
     return lines[-1][:limit] if lines else None
-
-
-def progress_printer(
-    stream: TextIO | None = None, every_s: float = 2.0
-) -> Callable[[Progress], None]:
-    """Live progress: one rewritten line on a terminal, else a line at most every ``every_s``."""
-    stream = stream or sys.stderr
-    tty = stream.isatty()
-    last_at = [0.0]
-    last_seen = [""]
-    last_printed = [""]
-
-    def show(progress: Progress) -> None:
-        line = progress.line()
-        if line == last_seen[0] and not progress.done:
-            return
-        last_seen[0] = line
-        now = time.monotonic()
-        if tty:
-            stream.write("\r\033[K" + line + ("\n" if progress.done else ""))
-            stream.flush()
-        elif line != last_printed[0] and (progress.done or now - last_at[0] >= every_s):
-            stream.write(line + "\n")
-            stream.flush()
-            last_at[0] = now
-            last_printed[0] = line
-
-    return show
-
-
-def format_summary(summary: LocalSummary, shop_names: Mapping[int, str] | None = None) -> str:
-    """The closing table: per task the counts; then each failure, with its shop and log."""
-    names = shop_names or {}
-    lines = [f"run {summary.run_id}: {summary.attempts} worker processes "
-             f"in {summary.duration_s:.1f}s"]
-    lines.append(f"  {'task':<8} {'succeeded':>9} {'failed':>7}")
-    for task, c in summary.counts.items():
-        lines.append(f"  {task:<8} {c['succeeded']:>9} {c['failed']:>7}")
-    if summary.failure_count:
-        lines.append(f"{summary.failure_count} task(s) failed:")
-        for f in summary.failures:
-            shop = names.get(f.position, f"#{f.position}")
-            if f.exit_code is None:
-                lines.append(f"  {f.task:<8} shop {shop}: not run, its dependency failed")
-            else:
-                lines.append(f"  {f.task:<8} shop {shop}: exit {f.exit_code} after {f.attempts} "
-                             f"attempt(s); log {f.log_path}")
-                if f.last_line:
-                    lines.append(f"           {f.last_line}")
-        if summary.failure_count > len(summary.failures):
-            lines.append(f"  … and {summary.failure_count - len(summary.failures)} more")
-    else:
-        lines.append("every shop succeeded")
-    return "\n".join(lines)

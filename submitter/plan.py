@@ -1,4 +1,10 @@
-"""A night's plan: the run and its frozen index → shop list in the database, and the jobs to submit.
+"""A night's plan: the run and its frozen index → bundle → shops in the database, and the jobs.
+
+Bundles: a child's start (container, interpreter, connection) costs seconds, and an unchanged small
+shop's task ends in less, so small shops are packed several to an array child, by their last
+successful durations, up to a target child duration (``bundle_target_s``, 5 minutes by default);
+a shop with no such history, or a big one, runs alone. ``run_shops`` keeps each shop's position in
+the night (``idx``, shop id order) and the array position that runs it (``child``).
 
 The jobs follow AWS Batch's rules, which we check because moto checks none of them: an array job
 has 2 to 10,000 children (1 shop → plain jobs; more than 10,000 → balanced chunks, each worker told
@@ -11,9 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import heapq
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +28,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from worker.common.errors import ConfigError, FatalError
+from worker.common.settings import TASKS
 
 ARRAY_MIN = 2
 ARRAY_MAX = 10_000
@@ -29,6 +37,12 @@ MAX_JOB_NAME = 128
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 RUN_KINDS = ("nightly", "rerun", "retry", "local")
 RunKind = Literal["nightly", "rerun", "retry", "local"]
+# A child's target duration: AWS advises jobs of at least a few minutes.
+BUNDLE_TARGET_S = 300.0
+# A shop whose estimate reaches this share of the target is big: it always runs alone.
+BIG_SHARE = 0.5
+# At most this many shops in one child, however tiny (its log and its retry stay readable).
+BUNDLE_MAX_SHOPS = 500
 
 
 @dataclass(frozen=True)
@@ -72,10 +86,113 @@ class Plan:
     jobs: tuple[PlannedJob, ...]
     created: bool  # False when an existing run was found (idempotency)
     rerun_of: str | None = None
+    child_count: int | None = None  # array children; None: one per shop
+
+    @property
+    def children(self) -> int:
+        return self.shop_count if self.child_count is None else self.child_count
 
     @property
     def chunks(self) -> tuple[Chunk, ...]:
         return tuple(job.chunk for job in self.jobs if job.task == "collect")
+
+
+def pack_bundles(
+    estimates: Sequence[float | None],
+    *,
+    target_s: float = BUNDLE_TARGET_S,
+    big_share: float = BIG_SHARE,
+    max_shops: int = BUNDLE_MAX_SHOPS,
+) -> list[list[int]]:
+    """Shops (by their position in ``estimates``: seconds, or None when unknown) packed into
+    bundles, each a list of positions in ascending order; the bundles longest first.
+
+    Unknown and big shops (``estimate >= big_share × target_s``) are alone; the others go, largest
+    first, to the least loaded bundle they fit in (``target_s`` at most), else to a new one. A
+    ``target_s`` of 0 turns bundling off: every shop alone, in position order, as before bundles.
+    """
+    if target_s <= 0:
+        return [[i] for i in range(len(estimates))]
+    alone: list[tuple[float, list[int]]] = []
+    small: list[tuple[float, int]] = []
+    for i, estimate in enumerate(estimates):
+        if estimate is None or estimate >= big_share * target_s:
+            # Unknown: a new shop's first load may be its largest; plan it as a full child.
+            alone.append((target_s if estimate is None else estimate, [i]))
+        else:
+            small.append((max(estimate, 0.0), i))
+    small.sort(key=lambda item: (-item[0], item[1]))
+    heap: list[tuple[float, int]] = []  # (load, bundle number): the least loaded on top
+    bundles: list[list[int]] = []
+    loads: list[float] = []
+    for estimate, i in small:
+        if heap and heap[0][0] + estimate <= target_s and len(bundles[heap[0][1]]) < max_shops:
+            load, number = heapq.heappop(heap)
+        else:
+            number, load = len(bundles), 0.0
+            bundles.append([])
+            loads.append(0.0)
+        bundles[number].append(i)
+        loads[number] = load + estimate
+        if len(bundles[number]) < max_shops:
+            heapq.heappush(heap, (loads[number], number))
+    packed = alone + [(loads[n], sorted(b)) for n, b in enumerate(bundles)]
+    # Longest first: the night's tail is shortest when the big children start first.
+    packed.sort(key=lambda item: (-item[0], item[1][0]))
+    return [members for _, members in packed]
+
+
+def last_durations(conn: psycopg.Connection, shop_ids: Sequence[str]) -> dict[str, float]:
+    """shop → the longest of its three tasks' last successful durations, for the shops with all
+    three (the others are unknown)."""
+    rows = conn.execute(
+        """
+        WITH latest AS (
+            SELECT DISTINCT ON (shop_id, task) shop_id, task, duration_s
+            FROM task_runs
+            WHERE status = 'succeeded' AND duration_s IS NOT NULL AND shop_id = ANY(%s)
+            ORDER BY shop_id, task, started_at DESC, id DESC
+        )
+        SELECT shop_id, max(duration_s) FROM latest GROUP BY shop_id HAVING count(*) = %s
+        """,
+        (list(shop_ids), len(TASKS)),
+    ).fetchall()
+    return {str(shop): float(seconds) for shop, seconds in rows}
+
+
+def freeze_shops(
+    conn: psycopg.Connection, run_id: str, shop_ids: Sequence[str], *, target_s: float
+) -> int:
+    """Write the run's index → bundle → shops (``shop_ids`` in their night order); the number of
+    children."""
+    known = last_durations(conn, shop_ids) if target_s > 0 else {}
+    bundles = pack_bundles([known.get(s) for s in shop_ids], target_s=target_s)
+    with conn.cursor() as cur, cur.copy(
+        "COPY run_shops (run_id, idx, child, shop_id) FROM STDIN"
+    ) as copy:
+        for child, members in enumerate(bundles):
+            for idx in members:
+                copy.write_row((run_id, idx, child, shop_ids[idx]))
+    return len(bundles)
+
+
+def bundle_members(
+    conn: psycopg.Connection, run_id: str, children: Iterable[int] | None = None
+) -> Iterator[tuple[int, list[str]]]:
+    """(child, its shops in idx order) for the run's children (all, or those asked for)."""
+    wanted = sorted(set(children)) if children is not None else None
+    rows = conn.execute(
+        """
+        SELECT child, array_agg(shop_id ORDER BY idx) FROM run_shops
+        WHERE run_id = %s AND (%s::int[] IS NULL OR child = ANY(%s::int[]))
+        GROUP BY child ORDER BY child
+        """,
+        (run_id, wanted, wanted),
+    ).fetchall()
+    if not conn.autocommit:
+        conn.commit()
+    for child, shops in rows:
+        yield int(child), [str(s) for s in shops]
 
 
 def chunk_shops(shop_count: int) -> list[Chunk]:
@@ -181,21 +298,23 @@ def _date_lock_key(run_date: dt.date) -> int:
 
 
 def _plan_from_row(row: Sequence[Any], *, created: bool) -> Plan:
-    run_id, run_date, kind, shop_count, options, rerun_of = row
+    run_id, run_date, kind, shop_count, options, rerun_of, child_count = row
     images_before_feed = bool((options or {}).get("images_before_feed", False))
+    children = shop_count if child_count is None else child_count
     return Plan(
         run_id=run_id,
         run_date=run_date,
         kind=kind,
         shop_count=shop_count,
         images_before_feed=images_before_feed,
-        jobs=build_jobs(run_id, shop_count, images_before_feed=images_before_feed),
+        jobs=build_jobs(run_id, children, images_before_feed=images_before_feed),
         created=created,
         rerun_of=rerun_of,
+        child_count=child_count,
     )
 
 
-_RUN_COLUMNS = "id, run_date, kind, shop_count, options, rerun_of"
+_RUN_COLUMNS = "id, run_date, kind, shop_count, options, rerun_of, child_count"
 
 
 def load_plan(conn: psycopg.Connection, run_id: str) -> Plan:
@@ -235,8 +354,10 @@ def plan_run(
     shop_ids: Sequence[str] | None = None,
     kind: RunKind = "nightly",
     images_before_feed: bool = False,
+    bundle_target_s: float = BUNDLE_TARGET_S,
 ) -> Plan:
-    """Find the night's run or freeze a new one: active shops in id order, as index → shop.
+    """Find the night's run or freeze a new one: active shops in id order, packed into bundles,
+    as index → bundle → shops.
 
     A ``nightly`` run is unique per date: asking again returns the existing run (``created`` False),
     whatever the shops asked for. ``rerun`` and ``local`` always make a new run.
@@ -256,7 +377,8 @@ def plan_run(
             _check_shop_ids(conn, shop_ids)
         run_id = _new_run_id(conn, run_date, kind)
         rerun_of = nightly[0] if kind == "rerun" and nightly is not None else None
-        options: dict[str, Any] = {"images_before_feed": images_before_feed}
+        options: dict[str, Any] = {"images_before_feed": images_before_feed,
+                                   "bundle_target_s": bundle_target_s}
         if shop_ids is not None:
             options["shop_ids_requested"] = len(shop_ids)
         conn.execute(
@@ -264,34 +386,33 @@ def plan_run(
             "VALUES (%s, %s, %s, 0, %s, %s)",
             (run_id, run_date, kind, rerun_of, Jsonb(options)),
         )
-        # The list is frozen inside the database: 25,000 shops never pass through Python.
-        cur = conn.execute(
-            """
-            INSERT INTO run_shops (run_id, idx, shop_id)
-            SELECT %(run)s, (row_number() OVER (ORDER BY id)) - 1, id
-            FROM shops
-            WHERE active AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]))
-            """,
-            {"run": run_id, "ids": list(shop_ids) if shop_ids is not None else None},
-        )
-        count = cur.rowcount
-        conn.execute("UPDATE runs SET shop_count = %s WHERE id = %s", (count, run_id))
+        # Packing needs each shop's history: the night's ids pass through here once (50,000 ids
+        # and durations are a few MB), and go back in one COPY.
+        ids = [str(r[0]) for r in conn.execute(
+            "SELECT id FROM shops WHERE active AND (%(ids)s::text[] IS NULL "
+            "OR id = ANY(%(ids)s::text[])) ORDER BY id",
+            {"ids": list(shop_ids) if shop_ids is not None else None},
+        )]
+        children = freeze_shops(conn, run_id, ids, target_s=bundle_target_s)
+        conn.execute("UPDATE runs SET shop_count = %s, child_count = %s WHERE id = %s",
+                     (len(ids), children, run_id))
     return Plan(
-        run_id=run_id, run_date=run_date, kind=kind, shop_count=count,
+        run_id=run_id, run_date=run_date, kind=kind, shop_count=len(ids),
         images_before_feed=images_before_feed,
-        jobs=build_jobs(run_id, count, images_before_feed=images_before_feed),
-        created=True, rerun_of=rerun_of,
+        jobs=build_jobs(run_id, children, images_before_feed=images_before_feed),
+        created=True, rerun_of=rerun_of, child_count=children,
     )
 
 
 def plan_retry(
-    conn: psycopg.Connection, run_id: str, *, also_positions: Iterable[int] = ()
+    conn: psycopg.Connection, run_id: str, *, also_positions: Iterable[int] = (),
+    bundle_target_s: float = BUNDLE_TARGET_S,
 ) -> Plan | None:
     """A new run of the shops of ``run_id`` whose latest attempt of a task failed (None: none did).
 
-    ``also_positions`` adds shops Batch saw fail without a task row (the container never started,
-    the host was reclaimed on every attempt). The new run keeps the old run's order and options
-    and points back at it with ``rerun_of``.
+    ``also_positions`` (array positions: children) adds the shops of children Batch saw fail
+    without a task row (the container never started, the host was reclaimed on every attempt).
+    The new run keeps the old run's order and options and points back at it with ``rerun_of``.
     """
     old = load_plan(conn, run_id)
     with conn.transaction():
@@ -302,34 +423,35 @@ def plan_retry(
             "VALUES (%s, %s, 'retry', 0, %s, %s)",
             (new_id, old.run_date, run_id, Jsonb({"images_before_feed": old.images_before_feed})),
         )
-        cur = conn.execute(
+        ids = [str(r[0]) for r in conn.execute(
             """
-            INSERT INTO run_shops (run_id, idx, shop_id)
-            SELECT %(new)s, (row_number() OVER (ORDER BY rs.idx)) - 1, rs.shop_id
+            SELECT rs.shop_id
             FROM run_shops rs
-            WHERE rs.run_id = %(old)s AND (rs.idx = ANY(%(also)s::int[]) OR EXISTS (
+            WHERE rs.run_id = %(old)s AND (rs.child = ANY(%(also)s::int[]) OR EXISTS (
                 SELECT 1 FROM (
                     SELECT DISTINCT ON (t.task) t.status
                     FROM task_runs t
                     WHERE t.run_id = %(old)s AND t.shop_id = rs.shop_id
                     ORDER BY t.task, t.started_at DESC, t.id DESC
                 ) latest
-                WHERE latest.status = 'failed'
+                WHERE latest.status IN ('failed', 'interrupted', 'lost')
             ))
+            ORDER BY rs.idx
             """,
-            {"new": new_id, "old": run_id, "also": sorted(set(also_positions))},
-        )
-        count = cur.rowcount
-        if count == 0:
+            {"old": run_id, "also": sorted(set(also_positions))},
+        )]
+        if not ids:
             # Nothing failed: keep no empty run behind.
             conn.execute("DELETE FROM runs WHERE id = %s", (new_id,))
             return None
-        conn.execute("UPDATE runs SET shop_count = %s WHERE id = %s", (count, new_id))
+        children = freeze_shops(conn, new_id, ids, target_s=bundle_target_s)
+        conn.execute("UPDATE runs SET shop_count = %s, child_count = %s WHERE id = %s",
+                     (len(ids), children, new_id))
     return Plan(
-        run_id=new_id, run_date=old.run_date, kind="retry", shop_count=count,
+        run_id=new_id, run_date=old.run_date, kind="retry", shop_count=len(ids),
         images_before_feed=old.images_before_feed,
-        jobs=build_jobs(new_id, count, images_before_feed=old.images_before_feed),
-        created=True, rerun_of=run_id,
+        jobs=build_jobs(new_id, children, images_before_feed=old.images_before_feed),
+        created=True, rerun_of=run_id, child_count=children,
     )
 
 

@@ -3,6 +3,10 @@
 The database knows what each worker reported; Batch also knows the children that never reported
 (a dependency failed, the container never started, the host was reclaimed). ``status`` merges both;
 its exit code is for scripts: 0 every shop's every task succeeded, 2 something failed, 3 running.
+
+A row still ``running`` whose process is gone — its Batch job ended, or its shop's task lock is
+free (every live attempt holds it from before its row is written until after it is finished) —
+is marked ``lost`` first: an OOM kill or a segfault leaves no row behind in ``running`` forever.
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import structlog
 
 from submitter.batch import BatchApi
 from submitter.plan import Plan, load_plan, recorded_jobs
+from worker.common.accounting import mark_lost
+from worker.common.db import shop_lock_key
 from worker.common.settings import TASKS
+
+log = structlog.get_logger(__name__)
 
 EXIT_ALL_SUCCEEDED = 0
 EXIT_SOME_FAILED = 2
@@ -24,11 +33,15 @@ EXIT_IN_PROGRESS = 3
 
 _LATEST = """
     latest AS (
-        SELECT DISTINCT ON (shop_id, task) shop_id, task, status, exit_code, error, attempt
+        SELECT DISTINCT ON (shop_id, task) shop_id, task,
+               CASE WHEN status IN ('interrupted', 'lost') THEN 'failed' ELSE status END AS status,
+               status AS raw_status, exit_code, error, attempt, rows_in, rows_out, rows_rejected,
+               counts->>'note' AS note
         FROM task_runs WHERE run_id = %(run)s
         ORDER BY shop_id, task, started_at DESC, id DESC
     )
 """
+ENDED = ("SUCCEEDED", "FAILED")
 
 
 @dataclass
@@ -46,6 +59,7 @@ class RunStatus:
     counts: dict[str, Counter[str]]  # task → {succeeded, failed, running, waiting}
     batch: list[BatchJobState] = field(default_factory=list)
     batch_failed: dict[str, set[int]] = field(default_factory=dict)  # task → positions
+    lost: list[int] = field(default_factory=list)  # task rows this call marked lost
 
     @property
     def exit_code(self) -> int:
@@ -56,9 +70,54 @@ class RunStatus:
         return EXIT_IN_PROGRESS
 
 
+def reconcile_running(
+    conn: psycopg.Connection, run_id: str, api: BatchApi | None = None
+) -> list[int]:
+    """Mark the run's ``running`` rows whose process is gone as ``lost``; their ids.
+
+    Gone: with ``api``, its Batch job (``DescribeJobs``, 100 ids a call) has ended; in any case,
+    its shop's task lock is free (tried, never waited for, released at once).
+    """
+    rows = conn.execute(
+        "SELECT id, shop_id, task, job_id FROM task_runs WHERE run_id = %s AND status = 'running'",
+        (run_id,),
+    ).fetchall()
+    conn.commit()
+    if not rows:
+        return []
+    ended: dict[str, str] = {}
+    if api is not None:
+        job_ids = sorted({str(r[3]) for r in rows if r[3]})
+        for job in api.describe_jobs(job_ids):
+            if job.get("status") in ENDED:
+                reason = job.get("statusReason") or ""
+                ended[str(job["jobId"])] = f"{job['status']}" + (f": {reason}" if reason else "")
+    lost: list[int] = []
+    for row_id, shop_id, task, job_id in rows:
+        if job_id and job_id in ended:
+            reason = (f"lost: its Batch job {job_id} ended ({ended[job_id]}) without the worker "
+                      "recording how (killed for memory, a segfault, its host gone)")
+        else:
+            with conn.transaction():
+                free = conn.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s)", (shop_lock_key(shop_id, task),)
+                ).fetchone()
+            if not (free and free[0]):
+                continue
+            reason = ("lost: no process holds its shop's lock any more, and it never recorded "
+                      "how it ended (killed for memory, a segfault, its host gone)")
+        with conn.transaction():
+            lost += mark_lost(conn, shop_id=shop_id, task=task, reason=reason, ids=[row_id])
+    if lost:
+        log.warning("status.lost_rows", run_id=run_id, task_run_ids=lost)
+    return lost
+
+
 def run_status(conn: psycopg.Connection, run_id: str, api: BatchApi | None = None) -> RunStatus:
-    """Counts per task from the task rows; with ``api``, Batch's job states and failed children."""
+    """Counts per task from the task rows (after marking the lost ones); with ``api``, Batch's job
+    states and failed children."""
     plan = load_plan(conn, run_id)
+    lost = reconcile_running(conn, run_id, api)
     batch: list[BatchJobState] = []
     batch_failed: dict[str, set[int]] = {task: set() for task in TASKS}
     if api is not None:
@@ -73,6 +132,7 @@ def run_status(conn: psycopg.Connection, run_id: str, api: BatchApi | None = Non
             job = planned.get(key)
             if job is None:
                 continue
+            # Positions are children: a bundle's child stands for each of its shops.
             if job.array_size is None:
                 if described.get("status") == "FAILED":
                     batch_failed[job.task].add(job.chunk.offset)
@@ -93,7 +153,7 @@ def run_status(conn: psycopg.Connection, run_id: str, api: BatchApi | None = Non
         LEFT JOIN latest l ON l.shop_id = rs.shop_id AND l.task = t.task
         -- children Batch failed without a task row: their dependency failed, the host vanished
         LEFT JOIN unnest(%(ftask)s::text[], %(fidx)s::int[]) AS bf(task, idx)
-               ON bf.task = t.task AND bf.idx = rs.idx
+               ON bf.task = t.task AND bf.idx = rs.child
         WHERE rs.run_id = %(run)s
         GROUP BY 1, 2
         """,
@@ -103,17 +163,20 @@ def run_status(conn: psycopg.Connection, run_id: str, api: BatchApi | None = Non
         counts[task][state] += total
     if not conn.autocommit:
         conn.commit()
-    return RunStatus(plan, counts, batch, batch_failed)
+    return RunStatus(plan, counts, batch, batch_failed, lost)
 
 
 def shop_rows(
     conn: psycopg.Connection, run_id: str, *, problems_only: bool = True
 ) -> Iterator[dict[str, Any]]:
-    """One row per shop (index order): each task's latest state, streamed from a server cursor."""
+    """The latest task row per shop and task — the one place this is asked — as one dict per shop
+    (idx order): ``collect``/``feed``/``images`` their state ('waiting' without a row), and per
+    task ``_exit``, ``_in``, ``_out``, ``_rejected``, ``_note``, ``_error``; streamed."""
     query = "WITH" + _LATEST + """
-        SELECT rs.idx, rs.shop_id,
-               c.status, c.exit_code, c.attempt, f.status, f.exit_code, i.status, i.exit_code,
-               coalesce(c.error, f.error, i.error)
+        SELECT rs.idx, rs.child, rs.shop_id, c.attempt,
+               c.status, c.exit_code, c.rows_in, c.rows_out, c.rows_rejected, c.note, c.error,
+               f.status, f.exit_code, f.rows_in, f.rows_out, f.rows_rejected, f.note, f.error,
+               i.status, i.exit_code, i.rows_in, i.rows_out, i.rows_rejected, i.note, i.error
         FROM run_shops rs
         LEFT JOIN latest c ON c.shop_id = rs.shop_id AND c.task = 'collect'
         LEFT JOIN latest f ON f.shop_id = rs.shop_id AND f.task = 'feed'
@@ -126,27 +189,14 @@ def shop_rows(
     with conn.transaction(), conn.cursor(name=f"status_{run_id}".replace("-", "_")) as cur:
         cur.execute(query, {"run": run_id, "problems": problems_only})
         for row in cur:
-            yield {
-                "index": row[0], "shop_id": row[1],
-                "collect": row[2] or "waiting", "collect_exit": row[3], "attempt": row[4],
-                "feed": row[5] or "waiting", "feed_exit": row[6],
-                "images": row[7] or "waiting", "images_exit": row[8],
-                "error": row[9],
-            }
-
-
-def format_status(status: RunStatus) -> str:
-    """The compact table: one line per task with its counts, then Batch's jobs when known."""
-    plan = status.plan
-    lines = [f"run {plan.run_id} ({plan.kind}, {plan.run_date}): {plan.shop_count} shops"]
-    lines.append(f"  {'task':<8} {'succeeded':>9} {'failed':>7} {'running':>8} {'waiting':>8}")
-    for task in TASKS:
-        c = status.counts[task]
-        lines.append(
-            f"  {task:<8} {c['succeeded']:>9} {c['failed']:>7} {c['running']:>8} {c['waiting']:>8}"
-        )
-    for job in status.batch:
-        summary = ", ".join(f"{k.lower()} {v}" for k, v in sorted(job.summary.items()) if v)
-        lines.append(f"  batch {job.key:<10} {job.status:<10} {job.job_id}"
-                     + (f"  ({summary})" if summary else ""))
-    return "\n".join(lines)
+            out: dict[str, Any] = {"index": row[0], "child": row[1], "shop_id": row[2],
+                                   "attempt": row[3]}
+            for n, task in enumerate(TASKS):
+                status, code, rows_in, rows_out, rejected, note, error = row[4 + 7 * n: 11 + 7 * n]
+                out.update({
+                    task: status or "waiting", f"{task}_exit": code, f"{task}_in": rows_in,
+                    f"{task}_out": rows_out, f"{task}_rejected": rejected,
+                    f"{task}_note": note, f"{task}_error": error,
+                })
+            out["error"] = out["collect_error"] or out["feed_error"] or out["images_error"]
+            yield out

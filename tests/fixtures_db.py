@@ -96,8 +96,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def binaries_server(folder: Path) -> Iterator[str]:
-    """initdb + pg_ctl in a temporary folder; as 'nobody' when we are root (postgres refuses root)."""
+def binaries_server(
+    folder: Path, *, max_connections: int = 200, password: str | None = None
+) -> Iterator[str]:
+    """initdb + pg_ctl in a temporary folder; as 'nobody' when we are root (postgres refuses root).
+
+    With ``password``, the server asks for it (scram-sha-256) instead of trusting every client.
+    """
     as_root = os.geteuid() == 0
     user = "nobody" if as_root else None
     base = Path(tempfile.mkdtemp(prefix="catalog-pg-", dir="/tmp"))
@@ -108,15 +113,22 @@ def binaries_server(folder: Path) -> Iterator[str]:
         for path in (base, sock):
             os.chown(path, entry.pw_uid, entry.pw_gid)
     run_env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+    auth = ["--auth=trust"]
+    if password is not None:
+        pwfile = base / "pwfile"
+        pwfile.write_text(password + "\n", encoding="utf-8")
+        if as_root:
+            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        auth = ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
     subprocess.run(
-        [str(folder / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+        [str(folder / "initdb"), "-D", str(data), "-U", "postgres", *auth,
          "--encoding=UTF8", "--no-sync"],
         check=True, capture_output=True, user=user, env=run_env, cwd=base,
     )
     port = _free_port()
     options = (
         f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        f"-c synchronous_commit=off -c full_page_writes=off -c max_connections={max_connections}"
     )
     subprocess.run(
         [str(folder / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"),
@@ -124,7 +136,13 @@ def binaries_server(folder: Path) -> Iterator[str]:
         check=True, capture_output=True, user=user, env=run_env, cwd=base,
     )
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        if password is None:
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        else:
+            import urllib.parse
+
+            secret = urllib.parse.quote(password, safe="")
+            yield f"postgresql://postgres:{secret}@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
             [str(folder / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],

@@ -15,6 +15,7 @@ import structlog
 from submitter.cli import main
 from submitter.status import run_status
 from tests.submitter.conftest import BatchEnv, add_shops, record_task
+from worker.common.db import shop_lock_key
 
 FAKE = Path(__file__).with_name("fake_worker.py")
 
@@ -41,7 +42,7 @@ def test_plan_prints_the_run_its_jobs_and_its_shops(
     assert "catalog-feed-2026-11-29" in out and "array of 25" in out
     assert "after collect/0 (N_TO_N)" in out
     assert "[0] shop00000" in out and "[19] shop00019" in out and "[20]" not in out
-    assert "… 5 more (--all-shops lists them)" in out
+    assert "… 5 more children (--all-shops lists them)" in out
     assert main(["plan", "--date", "2026-11-29", "--all-shops"]) == 0
     again = capsys.readouterr().out
     assert "(existing nightly run" in again and "[24] shop00024" in again
@@ -96,7 +97,15 @@ def test_status_exit_codes_follow_the_task_rows(
     capsys.readouterr()
     assert main(["status", run]) == 0
     record_task(conn, run, "shop00001", "feed", "running")
-    assert main(["status", run]) == 3
+    with psycopg.connect(cli_env, autocommit=True) as live:
+        # a live attempt holds its shop's task lock for as long as its row is running
+        live.execute("SELECT pg_advisory_lock(%s)", (shop_lock_key("shop00001", "feed"),))
+        assert main(["status", run]) == 3
+    # the process gone (its lock free), the row is marked lost, and counts as failed
+    assert main(["status", run]) == 2
+    assert conn.execute("SELECT status, error FROM task_runs ORDER BY id DESC LIMIT 1"
+                        ).fetchone()[0] == "lost"
+    conn.commit()
     record_task(conn, run, "shop00001", "feed", "failed", exit_code=65)
     assert main(["status", run]) == 2
     out = capsys.readouterr().out

@@ -71,6 +71,21 @@ def test_the_scheduled_event_submits_its_night_once(
     assert len(lambda_env.all_jobs()) == 3
 
 
+def test_after_submitting_the_handler_prunes_what_is_past_keep_days(
+    lambda_env: BatchEnv, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_shops(conn, 1)
+    conn.execute("INSERT INTO runs (id, run_date, shop_count, created_at) "
+                 "VALUES ('ancient', '2026-01-01', 0, now() - interval '90 days')")
+    conn.execute("INSERT INTO task_runs (run_id, shop_id, task, status, started_at) VALUES "
+                 "('ancient', 'shop00000', 'collect', 'succeeded', now() - interval '90 days')")
+    conn.commit()
+    monkeypatch.setenv("KEEP_DAYS", "60")
+    summary = lambda_handler.handler(SCHEDULED, Context())
+    assert summary["pruned"] == {"rejects": 0, "task_runs": 1, "run_shops": 0, "runs": 1}
+    assert conn.execute("SELECT id FROM runs").fetchall() == [("2026-11-28",)]
+
+
 def test_a_manual_event_with_shop_ids_and_a_rerun(
     lambda_env: BatchEnv, conn: psycopg.Connection
 ) -> None:

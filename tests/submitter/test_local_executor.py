@@ -11,14 +11,10 @@ from typing import Any
 
 import pytest
 
-from submitter.local import (
-    LocalExecutor,
-    Progress,
-    RetryStrategy,
-    docker_command,
-    format_summary,
-)
+from submitter.local import LocalExecutor, Progress, RetryStrategy, docker_command
 from submitter.plan import Plan, build_jobs
+from submitter.report import progress_line
+from submitter.report import summary_text as format_summary
 
 FAKE = str(Path(__file__).with_name("fake_worker.py"))
 
@@ -36,7 +32,7 @@ def run(tmp_path: Path, plan: Plan, script: dict[str, Any] | None = None, **kw: 
     progress: list[str] = []
     executor = LocalExecutor(plan, base_env=env, log_dir=tmp_path / "logs",
                              command=(sys.executable, FAKE),
-                             progress=lambda p: progress.append(p.line()), **kw)
+                             progress=lambda p: progress.append(progress_line(p)), **kw)
     summary = executor.run()
     events = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     return summary, events, progress
@@ -192,7 +188,7 @@ def test_progress_reports_each_state(tmp_path: Path) -> None:
 def test_progress_printer_writes_a_line_per_change_off_a_terminal(tmp_path: Path) -> None:
     import io
 
-    from submitter.local import progress_printer
+    from submitter.report import progress_printer
 
     stream = io.StringIO()
     show = progress_printer(stream, every_s=0.0)

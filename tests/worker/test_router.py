@@ -78,14 +78,16 @@ def test_run_id_index_and_offset_read_the_frozen_list(conn, settings_env):
     for shop_id in ("a", "b", "c"):
         make_shop(conn, id=shop_id)
     conn.execute("INSERT INTO runs (id, run_date, shop_count) VALUES ('r1', '2026-11-29', 3)")
-    conn.execute("INSERT INTO run_shops VALUES ('r1', 0, 'a'), ('r1', 1, 'b'), ('r1', 2, 'c')")
+    conn.execute("INSERT INTO run_shops (run_id, idx, shop_id, child) "
+                 "VALUES ('r1', 0, 'a', 0), ('r1', 1, 'b', 1), ('r1', 2, 'c', 2)")
     conn.commit()
     settings = Settings.from_env({**settings_env, "RUN_ID": "r1", "AWS_BATCH_JOB_ARRAY_INDEX": "0",
                                   "SHOP_INDEX_OFFSET": "2"})
     assert router.resolve_shop_id(settings, conn) == ("c", "run r1 index 2")
     past = Settings.from_env({**settings_env, "RUN_ID": "r1", "AWS_BATCH_JOB_ARRAY_INDEX": "1",
                               "SHOP_INDEX_OFFSET": "2"})
-    with pytest.raises(FatalError, match=r"run r1.*position 3, outside its frozen list of 3 shops"):
+    with pytest.raises(FatalError,
+                       match=r"run r1.*position 3, outside its frozen list of 3 children \(3 shops\)"):
         router.resolve_shop_id(past, conn)
 
 
@@ -108,8 +110,12 @@ def test_a_schema_behind_the_code_is_refused_with_the_fix(conn, settings_env):
 
 
 def test_an_unreachable_database_is_transient(settings_env):
-    env = {**settings_env, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "SHOP_ID": "x"}
-    assert run_worker(env, "collect").returncode == 75
+    env = {**settings_env, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "SHOP_ID": "x",
+           "DATABASE_CONNECT_RETRY_SECONDS": "1"}
+    proc = run_worker(env, "collect")
+    assert proc.returncode == 75
+    retries = [e for e in events(proc.stdout) if e["event"] == "db.connect_retry"]
+    assert retries and "the connection was refused" in retries[0]["error"]
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,16 @@
 """Per-task accounting: the task_runs row of an attempt and the rejected records with their reasons.
 
-Both are written on a connection of their own, in autocommit, so that what a task rejected and how
-it ended are kept even when the task's own transaction rolls back.
+A child holds one database connection (a night of hundreds of children at once must fit the
+server's connection budget). The task owns that connection's transactions while it runs, so the
+rejects are spooled to a local temporary file (constant memory) and written by ``flush()`` after the
+task's transaction has ended, committed or rolled back: what a task rejected and how it ended are
+kept either way.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -14,7 +18,9 @@ from typing import Any, Protocol
 import psycopg
 
 EXCERPT_CHARS = 200
-_FLUSH_EVERY = 500
+_SPOOL_EVERY = 500
+# Past this many bytes the spool moves from memory to a temporary file.
+_SPOOL_MEMORY_BYTES = 1 << 20
 
 
 class RejectRecorder(Protocol):
@@ -28,7 +34,11 @@ class RejectRecorder(Protocol):
 
 @dataclass
 class RejectSink:
-    """Collects rejected records and streams them to ``rejects`` in batches."""
+    """Collects rejected records: spooled as they come, written to ``rejects`` by ``flush()``.
+
+    ``flush()`` writes on ``conn`` (or the connection it is given) and must run outside the task's
+    transaction, so that a rollback of the task's work keeps the record of what it rejected.
+    """
 
     conn: psycopg.Connection | None
     shop_id: str
@@ -39,6 +49,7 @@ class RejectSink:
     by_reason: Counter[str] = field(default_factory=Counter)
     by_channel_reason: Counter[tuple[str | None, str]] = field(default_factory=Counter)
     _pending: list[tuple[Any, ...]] = field(default_factory=list)
+    _spool: Any = None
 
     def add(
         self,
@@ -62,20 +73,44 @@ class RejectSink:
                 None if excerpt is None else _printable(excerpt),
             )
         )
-        if len(self._pending) >= _FLUSH_EVERY:
-            self.flush()
+        if len(self._pending) >= _SPOOL_EVERY:
+            self._to_spool()
 
-    def flush(self) -> None:
-        if not self._pending or self.conn is None:
-            self._pending.clear()
-            return
-        with self.conn.cursor() as cur, cur.copy(
-            "COPY rejects (task_run_id, run_id, shop_id, task, channel, position, product_id,"
-            " field, reason, excerpt) FROM STDIN"
-        ) as copy:
-            for row in self._pending:
-                copy.write_row(row)
+    def _to_spool(self) -> None:
+        if self._spool is None:
+            # Closed by discard(), which flush() always ends with.
+            self._spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+                max_size=_SPOOL_MEMORY_BYTES, mode="w+", encoding="utf-8", prefix="rejects-"
+            )
+        for row in self._pending:
+            self._spool.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._pending.clear()
+
+    def _spooled(self) -> Any:
+        if self._spool is not None:
+            self._spool.seek(0)
+            for line in self._spool:
+                yield tuple(json.loads(line))
+        yield from self._pending
+
+    def flush(self, conn: psycopg.Connection | None = None) -> None:
+        """Write what was spooled to ``rejects`` on ``conn`` (default: the sink's own), one COPY."""
+        conn = conn if conn is not None else self.conn
+        if conn is not None and (self._pending or self._spool is not None):
+            with conn.cursor() as cur, cur.copy(
+                "COPY rejects (task_run_id, run_id, shop_id, task, channel, position, product_id,"
+                " field, reason, excerpt) FROM STDIN"
+            ) as copy:
+                for row in self._spooled():
+                    copy.write_row(row)
+        self.discard()
+
+    def discard(self) -> None:
+        """Forget what was spooled (written, or not to be written)."""
+        self._pending.clear()
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
     def summary(self) -> dict[str, Any]:
         """Counts per reason (and per channel, where a channel rejected), for the task's summary."""
@@ -143,3 +178,26 @@ def finish_task_run(
             json.dumps(counts or {}, default=str, ensure_ascii=False), error, task_run_id,
         ),
     )
+
+
+def mark_lost(
+    conn: psycopg.Connection, *, shop_id: str, task: str, reason: str,
+    ids: list[int] | None = None,
+) -> list[int]:
+    """Mark the shop's task rows still ``running`` as ``lost`` (their process died without a word:
+    an OOM kill, a segfault, a vanished host); ``ids`` limits it to those rows. The ids marked.
+
+    The caller knows no live process owns them: it holds the shop's task lock, which every attempt
+    holds from before its row is written until after it is finished.
+    """
+    rows = conn.execute(
+        """
+        UPDATE task_runs SET status = 'lost', finished_at = clock_timestamp(),
+               error = %s, duration_s = extract(epoch FROM clock_timestamp() - started_at)
+        WHERE shop_id = %s AND task = %s AND status = 'running'
+          AND (%s::bigint[] IS NULL OR id = ANY(%s::bigint[]))
+        RETURNING id
+        """,
+        (reason, shop_id, task, ids, ids),
+    ).fetchall()
+    return [int(r[0]) for r in rows]

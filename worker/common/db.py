@@ -9,18 +9,21 @@ find nothing left to do.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg import sql
 
-from worker.common.errors import ConfigError, FatalError, TransientError
+from worker.common.errors import CatalogError, ConfigError, FatalError, TransientError
+from worker.common.redact import scrub
 
 # An arbitrary, fixed key: "catalog-batch migrations".
 MIGRATION_LOCK_KEY = 0x63617462_6D696772 & 0x7FFFFFFFFFFFFFFF
@@ -56,16 +59,122 @@ def latest_version() -> int:
     return migrations()[-1].version
 
 
-def connect(database_url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection:
-    """Connect, turning a refused or lost connection into a ``TransientError`` (exit 75)."""
+# A connection attempt that hangs (a silent network, a server too busy to answer) ends after this.
+CONNECT_TIMEOUT_S = 10
+# Hundreds of array children starting at once may meet a full server: they wait, jittered, this long.
+CONNECT_RETRY_S = 300.0
+_BACKOFF_BASE_S = 0.25
+_BACKOFF_CAP_S = 15.0
+
+# libpq's words for a connection that cannot succeed however often it is retried: the credentials,
+# the database or role, the host name, the URI itself. Matched on the message: a failed connection
+# start carries no SQLSTATE in psycopg.
+_PERMANENT = (
+    ("password authentication failed", "the password was refused (authentication failed)"),
+    ("authentication failed", "authentication failed"),
+    ("no password supplied", "the server wants a password and DATABASE_URL gives none"),
+    ("no pg_hba.conf entry", "the server's pg_hba.conf has no entry for this client"),
+    ("does not exist", "the role or the database does not exist"),
+    ("could not translate host name", "the host name is unknown"),
+    ("name or service not known", "the host name is unknown"),
+    ("nodename nor servname", "the host name is unknown"),
+    ("invalid port number", "the port is not a valid port number"),
+    ("invalid integer value", "a numeric option (port, connect_timeout) is not a number"),
+    ("invalid sslmode", "sslmode is not valid"),
+    ("certificate", "the server's TLS certificate was refused"),
+)
+# Worth waiting for: a full server, one starting or stopping, a refused or silent port.
+_TRANSIENT_HINTS = (
+    ("too many clients", "the server has too many connections"),
+    ("too many connections", "the server has too many connections"),
+    ("remaining connection slots", "the server has no free connection slots"),
+    ("the database system is starting up", "the server is starting up"),
+    ("the database system is shutting down", "the server is shutting down"),
+    ("the database system is in recovery", "the server is in recovery"),
+    ("temporary failure in name resolution", "name resolution failed for now"),
+    ("connection refused", "the connection was refused"),
+    ("timeout expired", "the connection timed out"),
+    ("timed out", "the connection timed out"),
+    ("server closed the connection", "the server closed the connection"),
+)
+
+
+def describe_target(database_url: str) -> str:
+    """``host:port/dbname as user`` of a DSN, for messages; never its password."""
+    import psycopg.conninfo
+
     try:
-        return psycopg.connect(
-            database_url, autocommit=autocommit, application_name="catalog-batch", **kwargs
+        params = psycopg.conninfo.conninfo_to_dict(database_url)
+    except psycopg.ProgrammingError:
+        return "the database in DATABASE_URL (which libpq cannot parse)"
+    host = params.get("host") or "local socket"
+    port = params.get("port") or "5432"
+    shown = f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+    if params.get("user"):
+        shown += f" as {params['user']}"
+    return scrub(str(shown), database_url)
+
+
+def classify_connect_error(exc: BaseException, database_url: str) -> CatalogError:
+    """A failed connection as our error: a ``ConfigError`` (65) when retrying cannot help, else a
+    ``TransientError`` (75); its message names the target and the cause, never the password."""
+    text = str(exc).lower()
+    target = describe_target(database_url)
+    if isinstance(exc, psycopg.ProgrammingError):
+        return ConfigError(
+            f"DATABASE_URL is not a valid libpq URI ({scrub(str(exc), database_url).strip()}): "
+            "percent-encode reserved characters of the password (@ → %40, : → %3A, % → %25)"
         )
-    except psycopg.OperationalError as exc:
-        raise TransientError(f"cannot connect to the database: {exc}".strip()) from exc
-    except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"DATABASE_URL is not a valid libpq URI: {exc}") from exc
+    for needle, reason in _PERMANENT:
+        if needle in text:
+            return ConfigError(
+                f"cannot connect to the database at {target}: {reason}; check DATABASE_URL "
+                "(retrying cannot help)"
+            )
+    for needle, reason in _TRANSIENT_HINTS:
+        if needle in text:
+            return TransientError(f"cannot connect to the database at {target}: {reason}")
+    detail = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                   database_url)
+    return TransientError(f"cannot connect to the database at {target}: {detail}")
+
+
+def connect(
+    database_url: str,
+    *,
+    autocommit: bool = False,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
+    retry_for: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+    **kwargs: Any,
+) -> psycopg.Connection:
+    """Connect with ``connect_timeout`` always set; a transient failure (a full server, a refused
+    port, a timeout) is retried with full-jitter exponential back-off for ``retry_for`` seconds,
+    then ``TransientError`` (75). A failure retrying cannot mend (credentials, unknown host or
+    database, a malformed URI) is a ``ConfigError`` (65) at once. No message echoes the DSN."""
+    deadline = time.monotonic() + retry_for
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return psycopg.connect(
+                database_url, autocommit=autocommit, application_name="catalog-batch",
+                connect_timeout=max(1, round(connect_timeout)), **kwargs,
+            )
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+            error = classify_connect_error(exc, database_url)
+        remaining = deadline - time.monotonic()
+        if isinstance(error, ConfigError) or remaining <= 0:
+            if attempt > 1 and isinstance(error, TransientError):
+                error = TransientError(f"{error} (still, after {attempt} attempts in "
+                                       f"{retry_for:g}s); a later attempt will retry")
+            raise error from None
+        delay = min(remaining, jitter() * min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** attempt))
+        structlog.get_logger(__name__).info(
+            "db.connect_retry", attempt=attempt, delay_s=round(delay, 3), error=str(error)
+        )
+        sleep(delay)
 
 
 def _ensure_table(conn: psycopg.Connection) -> None:

@@ -10,6 +10,7 @@ password holding ``%ZZ``, an unencoded ``@`` or ``/`` is exactly what must be hi
 from __future__ import annotations
 
 import re
+import urllib.parse
 
 MASK = "***"
 
@@ -87,3 +88,33 @@ def _cut_password(authority: str) -> bool:
 
 
 __all__ = ["MASK", "redact"]
+
+
+def dsn_secrets(database_url: str) -> list[str]:
+    """The fragments of a DSN that must never be shown: its password as written, decoded, and the
+    pieces libpq may take for a host when the password holds an unencoded ``@`` or ``:``."""
+    found: list[str] = []
+    text = database_url.strip()
+    if "://" in text:
+        rest = text.split("://", 1)[1]
+        # The last '@' ends the user info even when the password holds an unencoded '@'.
+        at = rest.rfind("@")
+        if at >= 0 and ":" in rest[:at]:
+            raw = rest[:at].split(":", 1)[1]
+            found += [raw, urllib.parse.unquote(raw)]
+            found += [piece for piece in re.split(r"[@:/]", raw) if len(piece) >= 3]
+            # libpq takes what follows an unencoded '@' for the host: hide it with its '@'.
+            found += [piece + "@" for piece in raw.split("@")[1:] if piece]
+    for match in re.finditer(r"password\s*=\s*('(?:[^'\\]|\\.)*'|[^&\s]+)", text):
+        value = match.group(1).strip("'")
+        found += [value, urllib.parse.unquote(value)]
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
+def scrub(message: str, database_url: str) -> str:
+    """``message`` redacted, and every fragment of this DSN's password in it replaced by ``***``:
+    libpq may quote a piece of a password that holds an unencoded ``@`` as the host name, where no
+    pattern can recognise it."""
+    for secret in dsn_secrets(database_url):
+        message = message.replace(secret, MASK)
+    return redact(message)

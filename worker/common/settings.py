@@ -57,6 +57,10 @@ class Settings:
     image_decode_memory: int = 1 << 30
     # ...and how often, at the latest, the images recorded so far are committed.
     images_commit_seconds: float = 30.0
+    # Seconds one connection attempt may take, and how long a child keeps retrying a full or
+    # unreachable database (jittered back-off) before exiting 75.
+    database_connect_timeout: float = 10.0
+    database_connect_retry_s: float = 300.0
 
     @classmethod
     def from_env(
@@ -201,6 +205,8 @@ class Settings:
         array_size = integer("AWS_BATCH_JOB_ARRAY_SIZE", 0, 0) if array_size_raw else None
         offset = integer("SHOP_INDEX_OFFSET", 0, 0)
         attempt = integer("AWS_BATCH_JOB_ATTEMPT", 1, 1)
+        connect_timeout = integer("DATABASE_CONNECT_TIMEOUT", 10, 1)
+        connect_retry = integer("DATABASE_CONNECT_RETRY_SECONDS", 300, 0)
 
         if problems:
             raise ConfigError(
@@ -228,6 +234,8 @@ class Settings:
             images_time_budget=images_time_budget,
             image_decode_memory=image_decode_memory,
             images_commit_seconds=images_commit_seconds,
+            database_connect_timeout=float(connect_timeout),
+            database_connect_retry_s=float(connect_retry),
         )
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import psycopg
 import structlog
 
+from worker.common import shutdown
 from worker.common.accounting import RejectRecorder
 from worker.common.errors import RejectedRecord
 from worker.common.stores import open_store
@@ -280,15 +281,18 @@ def run(ctx: TaskContext) -> TaskResult:
                 "feed.built", channel=feed.channel.name, rows=feed.rows, bytes=feed.bytes,
                 rejected=dict(feed.rejected), excluded=feed.excluded,
             )
-        manifests = publish_feeds(
-            store, build.feeds,
-            max_drop_share=float(shop.option("max_feed_drop_share")),
-            force=ctx.settings.force,
-            run_id=ctx.run_id,
-            task_run_id=ctx.task_run_id,
-            data_as_of=build.data_as_of,
-        )
-    record_publications(ctx.conn, manifests, data_as_of=build.data_as_of)
+        # Once publishing starts, a stop signal waits for it: every channel and its manifest, and
+        # their record, or (interrupted while building) none of them.
+        with shutdown.deferred():
+            manifests = publish_feeds(
+                store, build.feeds,
+                max_drop_share=float(shop.option("max_feed_drop_share")),
+                force=ctx.settings.force,
+                run_id=ctx.run_id,
+                task_run_id=ctx.task_run_id,
+                data_as_of=build.data_as_of,
+            )
+            record_publications(ctx.conn, manifests, data_as_of=build.data_as_of)
     counts: dict[str, Any] = {
         "lines_made_by": "database" if build.method == "lines" else "python",
         "channels": {
