@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+import structlog
 
-from worker.common import accounting, db
+from worker.common import accounting, db, metrics
 from worker.common.errors import (
     EXIT_DATAERR,
     EXIT_OK,
@@ -129,8 +130,8 @@ def run_task(task: str, settings: Settings) -> int:
             rows_rejected=result.rows_rejected or rejects.count, bytes_=result.bytes,
             counts=counts,
         )
-        log.info(
-            "task.summary", status="succeeded", exit_code=EXIT_OK,
+        _log_summary(
+            log, task, settings, status="succeeded", exit_code=EXIT_OK,
             **_summary_numbers(result.rows_in, result.rows_out,
                                result.rows_rejected or rejects.count, result.bytes, duration),
             counts=counts, note=result.note,
@@ -147,8 +148,8 @@ def run_task(task: str, settings: Settings) -> int:
         else:
             log.exception("task.crashed", exit_code=code, error=message)
         _record_failure(acct, task_run_id, rejects, code, duration, message)
-        log.info(
-            "task.summary", status="failed", exit_code=code,
+        _log_summary(
+            log, task, settings, status="failed", exit_code=code,
             **_summary_numbers(0, 0, rejects.count if rejects else 0, 0, duration),
             counts=rejects.summary() if rejects else {},
         )
@@ -179,6 +180,18 @@ def _record_failure(
         )
     except psycopg.Error:
         get_logger("worker").warning("task.record_failed", task_run_id=task_run_id)
+
+
+def _log_summary(log: Any, task: str, settings: Settings, **fields: Any) -> None:
+    """The one ``task.summary`` event, and the same numbers as CloudWatch EMF records (JSON logs
+    only: where CloudWatch reads them)."""
+    log.info("task.summary", **fields)
+    if settings.log_format == "json":
+        context = structlog.contextvars.get_contextvars()
+        metrics.emit(metrics.summary_records(
+            task, fields, status=fields["status"],
+            properties={k: context.get(k) for k in ("shop_id", "run_id", "job_id", "attempt")},
+        ))
 
 
 def _summary_numbers(
