@@ -27,6 +27,7 @@ from submitter.local import (
     progress_printer,
     shop_names,
 )
+from submitter.opscli import add_operator_commands, report_line
 from submitter.plan import Plan, plan_retry, plan_run
 from submitter.shopfile import read_shop_file
 from submitter.status import format_status, run_status, shop_rows
@@ -194,6 +195,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with _connect(config) as conn:
         state = run_status(conn, args.run_id, api)
         print(format_status(state))
+        print(report_line(config, args.run_id))
         rows = shop_rows(conn, args.run_id, problems_only=not args.all)
         header = False
         for row in rows:
@@ -359,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = shops_sub.add_parser("list", help="print the registered shops")
     p.set_defaults(func=cmd_shops_list)
     add_night_commands(sub)
+    add_operator_commands(sub, shops_sub)
     return parser
 
 

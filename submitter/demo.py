@@ -36,6 +36,7 @@ from submitter.local import (
     progress_printer,
     shop_names,
 )
+from submitter.nightreport import write_local_report
 from submitter.plan import plan_run
 from submitter.shopfile import read_shop_file
 from worker.common import db
@@ -201,6 +202,7 @@ def run_demo(
         names = shop_names(conn, plan.run_id, [f.position for f in summary.failures])
         print(format_summary(summary, names), file=stream)
         print(_per_shop(conn, plan.run_id), file=stream)
+        print(write_local_report(conn, output, plan.run_id, home / "logs"), file=stream)
         unexpected = sorted({names.get(f.position, str(f.position)) for f in summary.failures}
                             - {BROKEN_SHOP})
     print(_outputs(output), file=stream)
