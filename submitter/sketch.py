@@ -28,7 +28,7 @@ from xml.parsers import expat
 import ijson
 
 from submitter.shopfile import parse_shop
-from worker.collect import formats
+from worker.collect.formats import records as format_records
 from worker.collect.mapping import CompiledMapping, ParseFailure, mapping_problems
 from worker.common.errors import EXIT_DATAERR, EXIT_OK, CatalogError, ConfigError, FatalError
 from worker.common.net import fetch
@@ -264,7 +264,7 @@ def head_records(fmt: str, head: bytes, options: Mapping[str, Any], url: str,
     stream: Any = io.BufferedReader(io.BytesIO(head))
     got = 0
     try:
-        for _, record in formats.records(fmt, stream, options, f"sketch of {url}"):
+        for _, record in format_records(fmt, stream, options, f"sketch of {url}"):
             if isinstance(record, Mapping):  # not a RejectedRecord: a bad row is no example
                 yield dict(record)
                 got += 1
