@@ -11,7 +11,7 @@ from typing import Any
 
 from submitter.config import SubmitterConfig, resolve_database_url
 from worker.common import db
-from worker.common.errors import EXIT_OK
+from worker.common.errors import EXIT_OK, CatalogError
 from worker.common.stores import open_store
 
 DEFAULT_LOG_DIR = ".catalog-batch/logs"
@@ -44,8 +44,11 @@ def report_line(config: SubmitterConfig, run_id: str) -> str:
     """For ``status``: where the run's report is, or how to write it."""
     from submitter.nightreport import report_address
 
-    store = open_store(_output_url(config, None), endpoint_url=config.aws_endpoint_url)
-    address = report_address(store, run_id)
+    try:
+        store = open_store(_output_url(config, None), endpoint_url=config.aws_endpoint_url)
+        address = report_address(store, run_id)
+    except CatalogError as exc:  # the run's state still prints; only the report's place is unknown
+        return f"report: cannot tell whether one was written ({exc})"
     return (f"report: {address}" if address
             else f"report: not written yet (catalog-submit report {run_id})")
 

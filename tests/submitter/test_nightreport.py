@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import boto3
 import psycopg
 import pytest
-import structlog
 from moto import mock_aws
 from PIL import Image, ImageStat
 
@@ -25,8 +22,12 @@ from submitter.config import SubmitterConfig
 from submitter.demo import BROKEN_SHOP, run_demo
 from submitter.nightreport import LogPlaces, build_report, cloudwatch_logs_url, write_report
 from tests.fixtures_browser import Browser, dump_dom, screenshot
+from tests.fixtures_logging import restore_logging  # noqa: F401 -- the fixture
 from tests.fixtures_night import HOSTILE, TONIGHT, make_night
 from worker.common.stores import open_store
+
+# main() and the Lambda handler configure logging onto streams pytest closes after each test.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -199,17 +200,9 @@ class _Context:
     invoked_function_arn = "arn:aws:lambda:ap-northeast-2:123456789012:function:catalog-submitter"
 
 
-@pytest.fixture
-def _restore_logging() -> Iterator[None]:
-    handlers = logging.getLogger().handlers[:]
-    yield
-    structlog.reset_defaults()
-    logging.getLogger().handlers[:] = handlers
-
-
 def test_the_lambda_report_event_writes_to_s3_and_prints_the_night_metrics(
     conn: psycopg.Connection, night: dict, database_url: str, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], _restore_logging: None,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "ap-northeast-2", "DATABASE_URL": database_url,

@@ -20,7 +20,11 @@ import pytest
 from submitter import cli
 from submitter.demo import BROKEN_SHOP, render_samples
 from submitter.shopfile import read_shop_file
+from tests.fixtures_logging import restore_logging  # noqa: F401 -- the fixture
 from worker.common.shops import upsert_shops
+
+# main() and the Lambda handler configure logging onto streams pytest closes after each test.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 class _Quiet(SimpleHTTPRequestHandler):

@@ -22,7 +22,11 @@ from submitter import cli
 from submitter.demo import BROKEN_SHOP, render_samples
 from submitter.shopfile import read_shop_file
 from submitter.sketch import HEAD_BYTES, sketch
+from tests.fixtures_logging import restore_logging  # noqa: F401 -- the fixture
 from worker.common.shops import upsert_shops
+
+# main() and the Lambda handler configure logging onto streams pytest closes after each test.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 SAMPLES = {"seoul-fashion": "seoul-fashion.json.gz", "busan-market": "busan-market.jsonl",
            "daegu-books": "daegu-books.csv", "pangyo-tech": "pangyo-tech.xml"}
