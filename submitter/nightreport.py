@@ -392,6 +392,7 @@ h1{font-size:22px;margin:8px 0 4px}h2{font-size:17px;margin:28px 0 8px}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{padding:6px 8px;border-bottom:1px solid #eceff3;text-align:left;vertical-align:top}
 td:nth-child(2){white-space:nowrap}
+#shops td:last-child{min-width:280px}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 th{background:#eef1f5;position:sticky;top:0;white-space:nowrap}
 th button{font:inherit;font-weight:600;background:none;border:0;padding:0;cursor:pointer;color:inherit}
@@ -504,7 +505,8 @@ def _glance(report: dict[str, Any]) -> str:
         cards.insert(3, ("pending", g["running"] + g["waiting"], "shops not finished", ""))
     for name, c in sorted(g["channels"].items()):
         cards.append((f"ch-{name}", _num(c["published"]),
-                      f"{name}: items published, {_num(c['excluded'])} excluded", ""))
+                      f"{name}: items published ({_num(c['excluded'] + c['rejected'])} "
+                      "excluded or rejected)", ""))
     return '<div class="cards">' + "".join(
         f'<div class="card {cls}" id="glance-{_e(key)}"><b>{_e(value)}</b>'
         f"<span>{_e(label)}</span></div>"
@@ -521,7 +523,8 @@ def _shop_table(report: dict[str, Any]) -> str:
     head += [("rows_in", "rows in", "num"), ("rows_out", "rows loaded", "num"),
              ("rejected", "rejected", "num")]
     for ch in channels:
-        head += [(f"pub_{ch}", f"{ch} published", "num"), (f"exc_{ch}", f"{ch} excluded", "num")]
+        head += [(f"pub_{ch}", f"{ch} published", "num"),
+                 (f"exc_{ch}", f"{ch} not published", "num")]
     head += [("changes", "changes vs previous night", "text")]
     out = ['<div class="scroll"><table id="shops"><thead><tr>']
     for key, label, kind in head:
@@ -551,7 +554,8 @@ def _shop_table(report: dict[str, Any]) -> str:
         for ch in channels:
             c = shop["channels"].get(ch)
             cells.append((c["published"] if c else -1, _num(c["published"]) if c else "–", True))
-            cells.append((c["excluded"] if c else -1, _num(c["excluded"]) if c else "–", True))
+            left = c["excluded"] + c["rejected"] if c else -1
+            cells.append((left, _num(left) if c else "–", True))
         ch_ = shop.get("changes", {})
         summary = (f"+{_num(ch_.get('added', 0))} −{_num(ch_.get('removed', 0))} "
                    f"~{_num(ch_.get('changed', 0))}")

@@ -138,7 +138,8 @@ def test_in_chromium_with_javascript_a_click_sorts_the_table(page: Path) -> None
         assert parse(dom).rows == [3, 2, 1, 0] and 'data-sorted="yes"' in dom
     text = re.sub(r"<[^>]+>", " ", dom)
     for phrase in ("The night at a glance", "shops ok", "shops failed", "invalid gtin check digit",
-                   "google: 25% fewer rows (gate 30%)", "missing image_link"):
+                   "google: 25% fewer rows (gate 30%)", "missing image_link",
+                   "google: items published (10 excluded or rejected)"):
         assert phrase in text, phrase
     assert 'id="chart"' in dom and dom.count("<rect") == 10  # alpha 3, bravo 3, charlie 1, delta 3
 
