@@ -28,6 +28,7 @@ from submitter.night import (
     run_locally,
     submit_night,
 )
+from submitter.opscli import add_operator_commands, report_line
 from submitter.plan import Plan, RunKind
 from submitter.retention import prune
 from submitter.shopfile import read_shop_file
@@ -188,6 +189,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with _connect(config) as conn:
         state = run_status(conn, args.run_id, api)
         print(report.status_text(state))
+        print(report_line(config, args.run_id))
         table = report.shop_table(shop_rows(conn, args.run_id, problems_only=not args.all))
         if table:
             print(table)
@@ -367,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = shops_sub.add_parser("list", help="print the registered shops")
     p.set_defaults(func=cmd_shops_list)
     add_night_commands(sub)
+    add_operator_commands(sub, shops_sub)
     return parser
 
 

@@ -30,6 +30,7 @@ from submitter import report
 from submitter.config import SubmitterConfig
 from submitter.local import child_labels
 from submitter.night import LocalRun, NightRequest, plan_night, run_locally
+from submitter.nightreport import write_local_report
 from submitter.report import plan_text
 from submitter.shopfile import read_shop_file
 from submitter.status import shop_rows
@@ -199,6 +200,7 @@ def run_demo(
         print(report.summary_text(summary, labels), file=stream)
         rows = list(shop_rows(conn, plan.run_id, problems_only=False))
         print(report.per_shop_text(rows), file=stream)
+        print(write_local_report(conn, output, plan.run_id, home / "logs"), file=stream)
     print(report.outputs_text(output), file=stream)
     return _verdict(rows, stream)
 

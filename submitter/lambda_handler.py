@@ -85,6 +85,14 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         # One JSON event per line in CloudWatch, like the workers'.
         configure(_CONFIG.log_format or "json")
     config = _CONFIG
+    if isinstance(event, Mapping) and "report" in event:
+        # The morning schedule's event: the night report (a separate invocation, because the
+        # nightly one returns as soon as the jobs are submitted). See docs/operators.md.
+        from submitter.nightreport import report_from_event
+
+        _DATABASE_URL = _DATABASE_URL or resolve_database_url(config)
+        return report_from_event(event, context, database_url=_DATABASE_URL,
+                                 output_url=config.output_url, endpoint_url=config.aws_endpoint_url)
     request = parse_event(event)
     config.require_batch()
     if _DATABASE_URL is None:

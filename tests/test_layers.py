@@ -17,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("worker.collect", "worker.feed", "worker.images")
 # What the submitter may use beyond worker.common: the registries and the mapping language's checker.
-SUBMITTER_MAY = ("worker.common", "worker.feed.channels", "worker.collect.formats", "worker.collect.mapping")
+SUBMITTER_MAY = ("worker.common", "worker.feed.channels", "worker.collect.formats", "worker.collect.mapping",
+                 "worker.collect.preview")
 
 
 def _module_name(path: Path) -> str:

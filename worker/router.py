@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import structlog
 
-from worker.common import accounting, db, shutdown
+from worker.common import accounting, db, metrics, shutdown
 from worker.common.errors import (
     EXIT_BUG,
     EXIT_DATAERR,
@@ -165,7 +166,7 @@ def run_task(task: str, settings: Settings) -> int:
             if len(shop_ids) > 1:
                 todo, skipped = plan_bundle(conn, settings, task, shop_ids)
         except BaseException as exc:
-            return _failed_before_a_shop(log, exc, started)
+            return _failed_before_a_shop(log, task, settings, exc, started)
         if len(shop_ids) == 1:
             return _run_shop(task, settings, conn, shop_ids[0], where, log)
         log.info("bundle.start", shops=len(shop_ids), to_run=len(todo), source=where)
@@ -226,12 +227,14 @@ def _log_failure(log: Any, exc: BaseException, code: int, **extra: Any) -> str:
     return message
 
 
-def _failed_before_a_shop(log: Any, exc: BaseException, started: float) -> int:
+def _failed_before_a_shop(
+    log: Any, task: str, settings: Settings, exc: BaseException, started: float
+) -> int:
     """A failure before any shop's row exists (connecting, the schema, resolving): logged only."""
     code = _code_for(exc)
     _log_failure(log, exc, code)
-    log.info("task.summary", status="failed", exit_code=code,
-             **_summary_numbers(0, 0, 0, 0, time.monotonic() - started), counts={})
+    _log_summary(log, task, settings, status="failed", exit_code=code,
+                 **_summary_numbers(0, 0, 0, 0, time.monotonic() - started), counts={})
     return code
 
 
@@ -292,8 +295,8 @@ def _run_shop(
                     duration_s=duration, rows_in=result.rows_in, rows_out=result.rows_out,
                     rows_rejected=rejected, bytes_=result.bytes, counts=counts,
                 )
-        log.info(
-            "task.summary", status="succeeded", exit_code=EXIT_OK,
+        _log_summary(
+            log, task, settings, status="succeeded", exit_code=EXIT_OK,
             **_summary_numbers(result.rows_in, result.rows_out, rejected, result.bytes, duration),
             counts=counts, note=result.note,
         )
@@ -307,14 +310,26 @@ def _run_shop(
         if shop is not None:
             _record_failure(conn, settings, shop.id, task, task_run_id, rejects,
                             _Outcome(status, code, duration, message, extra))
-        log.info(
-            "task.summary", status=status, exit_code=code,
+        _log_summary(
+            log, task, settings, status=status, exit_code=code,
             **_summary_numbers(0, 0, rejects.count if rejects else 0, 0, duration),
             counts={**(rejects.summary() if rejects else {}), **extra},
         )
         if isinstance(exc, KeyboardInterrupt):
             raise
         return code
+
+
+def _log_summary(log: Any, task: str, settings: Settings, **fields: Any) -> None:
+    """The one ``task.summary`` event, and the same numbers as CloudWatch EMF records (JSON logs
+    only: where CloudWatch reads them)."""
+    log.info("task.summary", **fields)
+    if settings.log_format == "json":
+        context = structlog.contextvars.get_contextvars()
+        metrics.emit(metrics.summary_records(
+            task, fields, status=fields["status"],
+            properties={k: context.get(k) for k in ("shop_id", "run_id", "job_id", "attempt")},
+        ))
 
 
 def _end_transaction(conn: psycopg.Connection) -> None:

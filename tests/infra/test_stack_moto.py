@@ -44,6 +44,7 @@ MOTO_CANNOT_CREATE = {
     "AWS::S3::BucketPolicy", "AWS::CloudFront::Distribution", "AWS::CloudFront::OriginAccessControl",
     "AWS::CloudFront::CachePolicy", "AWS::Batch::ConsumableResource", "AWS::SNS::Subscription",
     "AWS::SNS::TopicPolicy", "AWS::Lambda::EventInvokeConfig", "AWS::CloudWatch::Alarm",
+    "AWS::Scheduler::Schedule",
 }
 # moto cannot give the distribution's DomainName, so the stack is deployed with a custom domain.
 PUBLIC_DOMAIN = "feeds.example.com"

@@ -978,8 +978,9 @@ def test_retries_stop_when_the_next_wait_would_pass_the_total_time_limit(
     with (
         pytest.raises(TransientHttpError),
         # The clock is read twice per attempt (the time left, then before a back-off): 1–2, 3–4,
-        # 5–6; the third back-off would end at 7, past the limit of 5.
-        fetch(server.url("/f"), allow=LOOPBACK, retries=10, total_timeout=5, sleep=sleeps,
+        # 5–6; the third back-off would end at 7, past the limit of 5.9. (The third attempt has
+        # 0.9 real seconds left for its answer: the time left also bounds the socket's waits.)
+        fetch(server.url("/f"), allow=LOOPBACK, retries=10, total_timeout=5.9, sleep=sleeps,
               clock=TickingClock()),
     ):
         pass

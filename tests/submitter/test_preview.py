@@ -1,0 +1,148 @@
+"""``shops preview``: the demo's shops through their mapping and every channel's rules, writing
+nothing; what it says a channel would publish is what the real collect and feed then publish."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from submitter import cli
+from submitter.demo import BROKEN_SHOP, render_samples
+from submitter.shopfile import read_shop_file
+from tests.fixtures_logging import restore_logging  # noqa: F401 -- the fixture
+from worker.common.shops import upsert_shops
+
+# main() and the Lambda handler configure logging onto streams pytest closes after each test.
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def samples(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    www = tmp_path / "www"
+    www.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(www)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield base, render_samples(www, base)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {"DATABASE_URL": database_url, "FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
+              "OUTPUT_URL": str(tmp_path / "out"), "LOG_FORMAT": "json"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DATABASE_SECRET_ARN", raising=False)
+    return {"PATH": os.environ["PATH"], "PYTHONPATH": os.getcwd(), **values}
+
+
+def blocks(text: str) -> dict[str, str]:
+    """The output per shop, keyed by shop id."""
+    parts = re.split(r"^(?=shop \S+ \()", text, flags=re.MULTILINE)
+    return {re.match(r"shop (\S+)", p).group(1): p for p in parts if p.startswith("shop ")}  # type: ignore[union-attr]
+
+
+def published(text: str) -> dict[str, int]:
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"^  (\w+): (\d+) published", text, flags=re.MULTILINE)}
+
+
+def test_the_demo_shops_ready_or_not_with_their_reasons(
+    samples: tuple[str, Path], env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, shops_file = samples
+    assert cli.main(["shops", "preview", str(shops_file)]) == 65  # two of them are not ready
+    out = blocks(capsys.readouterr().out)
+    assert set(out) == {"seoul-fashion", "busan-market", "daegu-books", "pangyo-tech", BROKEN_SHOP}
+    for ready in ("seoul-fashion", "busan-market", "pangyo-tech"):
+        assert f"READY: shop {ready}" in out[ready] and "NOT READY" not in out[ready]
+    busan = out["busan-market"]
+    assert "#4 BM-4" in busan and "REJECTED by collect: price cannot be read: '문의'" in busan
+    assert "'문의' (unreadable)" in busan  # the mapped value, shown as what it was
+    assert "collect: 3 valid, 1 rejected" in busan
+    daegu = out["daegu-books"]
+    assert "NOT READY: shop daegu-books" in daegu
+    assert "channel google would publish none of the valid items" in daegu
+    assert "google         excluded: description is missing" in daegu
+    assert "NOT READY" in out[BROKEN_SHOP] and "HTML page" in out[BROKEN_SHOP]
+    seoul = out["seoul-fashion"]
+    assert "#3 SF-1003" in seoul and "naver          left out by the channel's policy" in seoul
+
+
+def test_preview_agrees_with_the_real_night_and_writes_nothing(
+    samples: tuple[str, Path], env: dict[str, str], conn: psycopg.Connection, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, shops_file = samples
+    shops = {s.id: s for s in read_shop_file(shops_file)}
+    upsert_shops(conn, [shops["seoul-fashion"], shops["daegu-books"]])
+    conn.commit()
+    previews = {}
+    for shop_id in ("seoul-fashion", "daegu-books"):
+        code = cli.main(["shops", "preview", shop_id])  # a registered shop, by id
+        previews[shop_id] = published(capsys.readouterr().out)
+        assert code == (0 if shop_id == "seoul-fashion" else 65)
+    # nothing was written: no products, no task rows, no rejects, no files
+    counts = conn.execute("SELECT (SELECT count(*) FROM products), (SELECT count(*) FROM "
+                          "task_runs), (SELECT count(*) FROM rejects)").fetchone()
+    conn.commit()
+    assert counts == (0, 0, 0) and not (tmp_path / "out").exists()
+    for shop_id, expected in previews.items():
+        for task in ("collect", "feed"):
+            proc = subprocess.run([sys.executable, "-m", "worker", task],
+                                  env={**env, "SHOP_ID": shop_id}, capture_output=True, text=True,
+                                  timeout=120)
+            assert proc.returncode == 0, proc.stdout[-3000:]
+        manifests = {
+            p.name.split(".")[0]: json.loads(p.read_text(encoding="utf-8"))["rows"]
+            for p in (tmp_path / "out" / "feeds" / shop_id).glob("*.manifest.json")
+        }
+        assert manifests == expected, shop_id
+
+
+def test_the_limit_and_a_mapping_that_fits_nothing(
+    samples: tuple[str, Path], env: dict[str, str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base, _ = samples
+    with (tmp_path / "www" / "many.jsonl").open("w", encoding="utf-8") as f:
+        for n in range(500):
+            f.write(json.dumps({"id": f"p{n}", "title": f"Tea {n}", "price": "1,000원",
+                                "description": "Green tea.", "brand": "Tea Co", "link": f"https://t.example/{n}",
+                                "image_link": f"https://t.example/{n}.jpg"}) + "\n")
+    shop = {"id": "tea", "name": "Tea", "source_url": f"{base}/many.jsonl", "format": "jsonl",
+            "currency": "KRW", "channels": ["google", "meta"],
+            "mapping": {"price": {"path": "price", "parse": "price"}}}
+    good = tmp_path / "tea.json"
+    good.write_text(json.dumps({"shops": [shop]}), encoding="utf-8")
+    assert cli.main(["shops", "preview", str(good), "--limit", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "shop tea: 7 records read" in out and out.count("\n#") == 7
+    assert published(out) == {"google": 7, "meta": 7}
+    bad = tmp_path / "tea-bad.json"
+    bad.write_text(json.dumps({"shops": [{**shop, "mapping": {"title": "name"}}]}),
+                   encoding="utf-8")
+    assert cli.main(["shops", "preview", str(bad), "--limit", "5"]) == 65
+    out = capsys.readouterr().out
+    assert "no record passes collect's validation" in out
+    assert "5 × missing required field title (field title)" in out

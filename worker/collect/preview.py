@@ -1,0 +1,64 @@
+"""The head of a shop's source through its mapping and validation, writing nothing: what
+``catalog-submit shops preview`` shows. The submitter reads the collect stage through this one
+function (tests/test_layers.py allows it), so that the preview runs exactly collect's code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from worker.collect import formats
+from worker.collect.mapping import column_problems, compile_mapping
+from worker.collect.sources import describe, open_source
+from worker.collect.task import sniff
+from worker.collect.validate import ROW_COLUMNS, normalise
+from worker.common.errors import ConfigError, RejectedRecord
+from worker.common.settings import Settings
+from worker.common.shops import Shop
+
+
+@dataclass(frozen=True)
+class HeadItem:
+    """One record of the head: the product as collect would store it, or why it would not."""
+
+    position: int
+    mapped: dict[str, Any]  # the mapping's output (before validation), for display
+    product: dict[str, Any] | None  # PRODUCT_FIELDS and extra, validated; None when rejected
+    rejected: RejectedRecord | None
+
+
+def head_items(shop: Shop, settings: Settings, limit: int) -> Iterator[HeadItem]:
+    """The first ``limit`` records of the shop's source, mapped and validated as collect does.
+
+    Raises what collect raises for the whole source (an unreachable URL, an HTML page, a mapping
+    that does not fit): the shop is not ready.
+    """
+    where = f"shop {shop.id}, source {describe(shop.source_url)}"
+    compiled = compile_mapping(shop.mapping, shop.format, shop.format_options,
+                               currency=shop.currency)
+
+    def check_header(columns: list[str]) -> None:
+        problems = column_problems(shop.mapping, columns)
+        if problems:
+            raise ConfigError(f"{where}: the mapping does not fit the CSV header:\n"
+                              + "\n".join(f"  - {p}" for p in problems))
+
+    with open_source(shop.source_url, settings=settings, where=where) as source:
+        sniff(source, shop.format, where)
+        records = formats.records(shop.format, source.stream, shop.format_options, where,
+                                  check_header)
+        for count, (pos, record) in enumerate(records):
+            if count >= limit:
+                return
+            if isinstance(record, RejectedRecord):
+                yield HeadItem(pos, {}, None, record)
+                continue
+            fields: dict[str, Any] = {}
+            try:
+                fields, extra = compiled.apply(record)
+                row = normalise(pos, fields, extra, currency=shop.currency)
+            except RejectedRecord as exc:
+                yield HeadItem(pos, dict(fields), None, exc)
+                continue
+            yield HeadItem(pos, dict(fields), dict(zip(ROW_COLUMNS, row[1:], strict=True)), None)
