@@ -57,8 +57,8 @@ def make_night(conn: psycopg.Connection, log_dir: Path) -> dict[str, Any]:
         conn.execute("INSERT INTO runs (id, run_date, shop_count, kind, created_at) "
                      "VALUES (%s, %s, %s, 'local', %s)", (run_id, at.date(), len(SHOPS), at))
         for idx, shop in enumerate(SHOPS):
-            conn.execute("INSERT INTO run_shops (run_id, idx, shop_id) VALUES (%s, %s, %s)",
-                         (run_id, idx, shop))
+            conn.execute("INSERT INTO run_shops (run_id, idx, shop_id, child) "
+                         "VALUES (%s, %s, %s, %s)", (run_id, idx, shop, idx))
     # the previous night: everything published, a few rejects
     at = base + dt.timedelta(minutes=1)
     for idx, shop in enumerate(SHOPS):

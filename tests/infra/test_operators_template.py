@@ -31,7 +31,7 @@ def emitted() -> set[tuple[str, frozenset[str]]]:
 
 
 def test_the_alarm_compares_tonight_with_the_seven_night_median() -> None:
-    _, alarm = one_resource(load_template(), "AWS::CloudWatch::Alarm")
+    alarm = load_template()["Resources"]["RejectsJumpAlarm"]
     props = alarm["Properties"]
     queries = {q["Id"]: q for q in props["Metrics"]}
     known = emitted()

@@ -168,7 +168,7 @@ def test_the_submitters_failures_and_errors_go_to_the_alarm_topic(template: dict
     assert invoke["Properties"]["FunctionName"] == {"Ref": function_name}
     assert invoke["Properties"]["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Ref": "AlarmTopic"}
-    alarm_name, alarm = one_resource(template, "AWS::CloudWatch::Alarm")
+    alarm_name, alarm = "SubmitterErrorsAlarm", template["Resources"]["SubmitterErrorsAlarm"]
     props = alarm["Properties"]
     assert (props["Namespace"], props["MetricName"], props["Statistic"]) == (
         "AWS/Lambda", "Errors", "Sum")
@@ -222,6 +222,8 @@ ACTION_USES: dict[str, tuple[str, str]] = {
     "ec2:DeleteNetworkInterface": ("service", "network interfaces in the VPC"),
     "ec2:AssignPrivateIpAddresses": ("service", "network interfaces in the VPC"),
     "ec2:UnassignPrivateIpAddresses": ("service", "network interfaces in the VPC"),
+    # the report schedule's role
+    "lambda:InvokeFunction": ("service", "EventBridge Scheduler invoke the submitter"),
 }
 # Service-side grants where the service acting is also named: the execution role's secret read.
 SERVICE_READS = {("ExecutionRole", "secretsmanager:GetSecretValue"): "injects DATABASE_URL"}

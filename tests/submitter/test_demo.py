@@ -82,10 +82,11 @@ def test_the_demo_runs_the_night_and_the_broken_shop_fails_alone(
     code2 = run_demo(SubmitterConfig(database_url=database_url), home=home, parallel=2, out=out2)
     assert code2 == 0 and "UNEXPECTED" not in out2.getvalue(), out2.getvalue()
     assert f"served from http://127.0.0.1:{port}" in out2.getvalue()
-    # The first night gave the four good shops a history: tonight they share one child, while
+    # The first night gave the five good shops a history: tonight they share one child, while
     # the broken one (no success yet) runs alone.
-    assert "5 shops in 2 children" in out2.getvalue()
-    assert "bundle of 4: busan-market+daegu-books+pangyo-tech+seoul-fashion" in out2.getvalue()
+    assert "6 shops in 2 children" in out2.getvalue()
+    assert ("bundle of 5: busan-market+daegu-books+pangyo-tech+seongsu-apparel +1 more"
+            in out2.getvalue())
     with psycopg.connect(database_url) as conn:
         run2 = conn.execute("SELECT id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()[0]
         second = latest(conn, run2)

@@ -249,7 +249,7 @@ def test_the_demo_writes_the_report_of_its_night(database_url: str, tmp_path: Pa
     assert broken["outcome"] == "failed"
     log = broken["tasks"]["collect"]["log"]
     assert log["kind"] == "file" and Path(log["text"]).exists()
-    assert data["glance"]["ok"] == 4 and data["glance"]["failed"] == 1
+    assert data["glance"]["ok"] == 5 and data["glance"]["failed"] == 1  # six samples, one broken
     dom = dump_dom(page, fragment="sort=duration-desc")
     assert 'data-sorted="yes"' in dom and BROKEN_SHOP in dom
     png = screenshot(page, tmp_path / "demo-report.png", width=1280, height=1500)

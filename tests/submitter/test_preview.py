@@ -73,8 +73,9 @@ def test_the_demo_shops_ready_or_not_with_their_reasons(
     _, shops_file = samples
     assert cli.main(["shops", "preview", str(shops_file)]) == 65  # two of them are not ready
     out = blocks(capsys.readouterr().out)
-    assert set(out) == {"seoul-fashion", "busan-market", "daegu-books", "pangyo-tech", BROKEN_SHOP}
-    for ready in ("seoul-fashion", "busan-market", "pangyo-tech"):
+    assert set(out) == {"seoul-fashion", "busan-market", "daegu-books", "pangyo-tech",
+                        "seongsu-apparel", BROKEN_SHOP}
+    for ready in ("seoul-fashion", "busan-market", "pangyo-tech", "seongsu-apparel"):
         assert f"READY: shop {ready}" in out[ready] and "NOT READY" not in out[ready]
     busan = out["busan-market"]
     assert "#4 BM-4" in busan and "REJECTED by collect: price cannot be read: '문의'" in busan
@@ -85,6 +86,8 @@ def test_the_demo_shops_ready_or_not_with_their_reasons(
     assert "channel google would publish none of the valid items" in daegu
     assert "google         excluded: description is missing" in daegu
     assert "NOT READY" in out[BROKEN_SHOP] and "HTML page" in out[BROKEN_SHOP]
+    # The apparel shop's options are previewed as the products collect stores: one per option.
+    assert "SA-HOOD-BK-M" in out["seongsu-apparel"] and "#1 SA-HOOD " not in out["seongsu-apparel"]
     seoul = out["seoul-fashion"]
     assert "#3 SF-1003" in seoul and "naver          left out by the channel's policy" in seoul
 

@@ -12,7 +12,7 @@ from worker.collect import formats
 from worker.collect.mapping import column_problems, compile_mapping
 from worker.collect.sources import describe, open_source
 from worker.collect.task import sniff
-from worker.collect.validate import ROW_COLUMNS, normalise
+from worker.collect.validate import ROW_COLUMNS, STAGING_COLUMNS, normalise
 from worker.common.errors import ConfigError, RejectedRecord
 from worker.common.settings import Settings
 from worker.common.shops import Shop
@@ -26,6 +26,7 @@ class HeadItem:
     mapped: dict[str, Any]  # the mapping's output (before validation), for display
     product: dict[str, Any] | None  # PRODUCT_FIELDS and extra, validated; None when rejected
     rejected: RejectedRecord | None
+    option: int = 0  # the option's position from 1 when the record's options were expanded
 
 
 def head_items(shop: Shop, settings: Settings, limit: int) -> Iterator[HeadItem]:
@@ -57,8 +58,25 @@ def head_items(shop: Shop, settings: Settings, limit: int) -> Iterator[HeadItem]
             fields: dict[str, Any] = {}
             try:
                 fields, extra = compiled.apply(record)
-                row = normalise(pos, fields, extra, currency=shop.currency)
+                if compiled.variants is None:
+                    options: Any = [(0, fields, extra)]
+                else:
+                    options = compiled.variants.expand(fields, extra, record)
             except RejectedRecord as exc:
                 yield HeadItem(pos, dict(fields), None, exc)
                 continue
-            yield HeadItem(pos, dict(fields), dict(zip(ROW_COLUMNS, row[1:], strict=True)), None)
+            for option, variant, variant_extra in options:
+                yield _item(pos, option, variant, variant_extra, shop.currency)
+
+
+def _item(pos: int, option: int, variant: Any, extra: Any, currency: str) -> HeadItem:
+    """One product of the head (one option of an expanded record), validated as collect does."""
+    if isinstance(variant, RejectedRecord):
+        return HeadItem(pos, {}, None, variant, option)
+    try:
+        row = normalise(pos, variant, extra, currency=currency, option=option)
+    except RejectedRecord as exc:
+        return HeadItem(pos, dict(variant), None, exc, option)
+    # The staging row starts with the record's and the option's positions.
+    product = dict(zip(ROW_COLUMNS, row[len(STAGING_COLUMNS) - len(ROW_COLUMNS):], strict=True))
+    return HeadItem(pos, dict(variant), product, None, option)
