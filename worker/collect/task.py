@@ -20,6 +20,7 @@ import psycopg
 import structlog
 
 from worker.collect import formats, load
+from worker.collect.limits import Limits
 from worker.collect.mapping import CompiledMapping, column_problems, compile_mapping
 from worker.collect.sources import (
     Source,
@@ -70,12 +71,14 @@ def _rollback(conn: psycopg.Connection) -> None:
 
 def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskResult:
     shop, conn = ctx.shop, ctx.conn
-    module = formats.module_for(shop.format)
+    fmt = formats.get_format(shop.format)
+    limits = Limits.from_options(shop.format_options)
     tally = _Tally()
     config = config_fingerprint(shop)
     local = is_local(shop.source_url)
     if local and shop.source_etag and shop.source_etag.startswith("sha256:") and (
-        local_file_validator(shop.source_url, config) == shop.source_etag
+        local_file_validator(shop.source_url, config, ctx.settings.source_file_root)
+        == shop.source_etag
     ):
         # A local file has no server to answer 304: the same bytes under the same mapping
         # would map to the same snapshot, so it is skipped the way a 304 is.
@@ -83,7 +86,7 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
         return TaskResult(note="unchanged source", counts=_counts(load.DeltaCounts()))
     with open_source(
         shop.source_url, settings=ctx.settings, etag=shop.source_etag,
-        last_modified=shop.source_last_modified, where=where,
+        last_modified=shop.source_last_modified, where=where, limits=limits,
     ) as source:
         if source.unchanged:
             log.info("collect.unchanged", source=describe(shop.source_url), etag=shop.source_etag)
@@ -99,8 +102,8 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
                                   + "\n".join(f"  - {p}" for p in problems))
 
         load.create_staging(conn)
-        records = module.records(source.stream, shop.format_options, where, check_header)
-        rows = _rows(records, compiled, shop.currency, ctx.rejects, module.POSITION, tally)
+        records = fmt.records(source.stream, shop.format_options, where, check_header, limits)
+        rows = _rows(records, compiled, shop.currency, ctx.rejects, fmt.position, tally)
         started = time.monotonic()
         staged = load.stage(conn, rows)
         bytes_read = source.bytes_read
@@ -114,7 +117,7 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
                    f"({shop.format_options.get('item_element', 'product')}) right?",
         }.get(shop.format, "is the export empty?")
         raise FatalError(f"{where}: found no products in the {shop.format} catalog: {hint}")
-    duplicates = load.reject_duplicates(conn, ctx.rejects, module.POSITION)
+    duplicates = load.reject_duplicates(conn, ctx.rejects, fmt.position)
     rejected = tally.rejected + duplicates
     share = float(shop.option("max_reject_share"))
     if rejected > share * tally.rows_in:
@@ -200,7 +203,8 @@ def _excerpt(record: Any) -> str:
 def sniff(source: Source, fmt: str, where: str) -> None:
     """Refuse at once a body that cannot be the shop's format: empty, or an HTML page."""
     head = source.head()
-    shown = head[:120].decode("utf-8", "replace")
+    # A remote response may be quoted (it is what the shop's server said); a local file never is.
+    shown = "" if source.local else f"; it begins {head[:120].decode('utf-8', 'replace')!r}"
     body = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not body:
         size = (f"nothing once decompressed from {source.bytes_read} gzip bytes"
@@ -215,5 +219,5 @@ def sniff(source: Source, fmt: str, where: str) -> None:
         raise FatalError(
             f"{where}: the response is not {fmt}"
             + (" but an HTML page" if looks_html else "")
-            + f"; it begins {shown!r}: check the source URL and that the export succeeded"
+            + f"{shown}: check the source URL and that the export succeeded"
         )

@@ -10,11 +10,14 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from worker.common.errors import ConfigError
 
 TASKS = ("collect", "feed", "images")
+# The kernel's and devices' own files: never a catalog, whatever SOURCE_FILE_ROOT says.
+SYSTEM_DIRS = (Path("/proc"), Path("/sys"), Path("/dev"))
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -44,6 +47,9 @@ class Settings:
     # The public http(s) address of OUTPUT_URL's root (a CDN or the bucket's website), for the image
     # URLs written into feeds: the platforms cannot fetch s3:// or a local path.
     public_base_url: str | None = None
+    # The one folder local catalog files (file:// or a path) may be read from; None, the default,
+    # allows none: a shop's source is then http(s) or s3 only.
+    source_file_root: Path | None = None
 
     @classmethod
     def from_env(
@@ -137,6 +143,24 @@ class Settings:
                         "such as 127.0.0.0/8,::1/128"
                     )
 
+        source_file_root: Path | None = None
+        raw_root = get("SOURCE_FILE_ROOT")
+        if raw_root is not None:
+            root = Path(raw_root)
+            resolved = Path(os.path.realpath(root))
+            if not root.is_absolute():
+                problems.append(f"SOURCE_FILE_ROOT={raw_root!r} is not an absolute path: expected "
+                                "the folder local catalogs may be read from, e.g. /srv/catalogs")
+            elif not resolved.is_dir():
+                problems.append(f"SOURCE_FILE_ROOT={raw_root!r} is not an existing folder")
+            elif resolved == Path("/") or any(
+                resolved == d or resolved.is_relative_to(d) for d in SYSTEM_DIRS
+            ):
+                problems.append(f"SOURCE_FILE_ROOT={raw_root!r} would expose the system's own "
+                                "files: name a folder that holds only catalogs")
+            else:
+                source_file_root = resolved
+
         force_raw = (get("CATALOG_FORCE") or "0").lower()
         if force_raw not in ("0", "1", "true", "false", "yes", "no"):
             problems.append(f"CATALOG_FORCE={force_raw!r} is not a boolean: expected 1 or 0")
@@ -170,6 +194,7 @@ class Settings:
             shop_lock_timeout=float(lock_timeout),
             database_secret_arn=get("DATABASE_SECRET_ARN"),
             public_base_url=public_base_url.rstrip("/") if public_base_url else None,
+            source_file_root=source_file_root,
         )
 
 

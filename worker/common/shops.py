@@ -18,7 +18,6 @@ from psycopg.types.json import Jsonb
 from worker.common.errors import FatalError
 
 SHOP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-FORMATS = ("json", "jsonl", "csv", "xml")
 
 
 # Per-shop options and their defaults; a shop may override any of them.

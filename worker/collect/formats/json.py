@@ -2,23 +2,37 @@
 
 Options: ``item_path`` (ijson prefix of the items; default ``item``, a top-level array; e.g.
 ``products.item`` or ``data.items.item``). Numbers that are not whole come as ``Decimal``.
+
+ijson never sees a byte the guard has not measured first: nesting deeper than ``max_depth`` (ijson
+builds a prefix per level, so cost grows with the square of the depth), one string or one item
+longer than ``max_record_bytes`` (yajl keeps a token whole) refuse the file before the parser
+holds them. One document cannot be resynchronised, so either is exit 65, not a reject.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import ijson
 
-from worker.collect.formats import HeaderHook, Record, excerpt, skip_bom, unknown_options
+from worker.collect.formats.base import (
+    JSON_STRING,
+    NOT_BRACKETS,
+    OPEN_BRACKETS,
+    Format,
+    HeaderHook,
+    Record,
+    excerpt,
+    skip_bom,
+)
+from worker.collect.limits import Limits, size
 from worker.common.errors import FatalError, RejectedRecord
 
 # The C backend, named explicitly: the pure-Python fallback is ten times slower, never silently.
 backend = ijson.get_backend("yajl2_c")
-POSITION = "item"
-OPTIONS = ("item_path",)
 # yajl rescans a token that spans two reads from its start, so one huge value costs
 # size² / read size: reads of up to 4 MiB keep a 10 MB field to seconds (256 KiB took a minute).
 # But reading 4 MiB at once builds thousands of items before the first is used, which made the
@@ -27,28 +41,101 @@ OPTIONS = ("item_path",)
 BUF_SIZE = 4 << 20
 READ_SIZE = 64 << 10
 
-
-def option_problems(options: Mapping[str, Any]) -> list[str]:
-    problems = unknown_options(options, OPTIONS, "json")
-    path = options.get("item_path", "item")
-    if not isinstance(path, str) or not path or path.startswith(".") or ".." in path:
-        problems.append(
-            f"format_options.item_path={path!r} is not an ijson path: expected e.g. item, "
-            "products.item, data.items.item"
-        )
-    return problems
+# The rest of a string that began in an earlier chunk, up to and including its closing quote.
+_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_TRAILING_BACKSLASHES = re.compile(rb"\\+\Z")
 
 
-class _Counted:
-    """The stream as ijson reads it: counts bytes (for errors) and sizes reads (see READ_SIZE).
+class _Over(Exception):
+    """A limit was passed: ``args`` are (limit name, what was found)."""
+
+
+class _Guard:
+    """Measures every byte before ijson gets it: depth, string and item lengths (constant memory).
+
+    Strings are stripped from each chunk by one regular expression (their brackets do not count),
+    the brackets of what is left are followed one by one: a product has a handful, so this costs a
+    few microseconds a product. ``item_depth`` is the depth of the item array's elements: bytes
+    spent continuously deeper than that belong to one item.
+    """
+
+    def __init__(self, limits: Limits, item_depth: int) -> None:
+        self.limits = limits
+        self.item_depth = item_depth
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False  # the previous chunk ended inside a string on an odd backslash
+        self.string_bytes = 0
+        self.item_bytes = 0
+
+    def check(self, chunk: bytes) -> None:
+        rest = chunk
+        if self.in_string:
+            if self.escaped:
+                rest = rest[1:]
+                self.escaped = False
+            end = _STRING_REST.match(rest)
+            if end is None:
+                self._string_goes_on(rest, chunk)
+                return
+            self.in_string = False
+            rest = rest[end.end():]
+        structure = JSON_STRING.sub(b"", rest)
+        quote = structure.find(b'"')
+        if quote >= 0:
+            # A string begins and does not end in this chunk: nothing after its quote is structure.
+            tail = structure[quote + 1 :]
+            structure = structure[:quote]
+            self.in_string = True
+            self.string_bytes = 0
+            self._string_goes_on(tail, b"")
+        lowest = self.depth
+        brackets = structure.translate(None, NOT_BRACKETS)
+        if brackets:
+            depth, limit = self.depth, self.limits.max_depth
+            for b in brackets:
+                if b in OPEN_BRACKETS:
+                    depth += 1
+                    if depth > limit:
+                        raise _Over("max_depth", f"nesting deeper than {limit} levels")
+                else:
+                    depth -= 1
+                    if depth < lowest:
+                        lowest = depth
+            self.depth = depth
+        if lowest <= self.item_depth:
+            self.item_bytes = 0 if self.depth <= self.item_depth else len(chunk)
+        else:
+            self.item_bytes += len(chunk)
+        self._check_item()
+
+    def _string_goes_on(self, part: bytes, chunk: bytes) -> None:
+        self.string_bytes += len(part)
+        run = _TRAILING_BACKSLASHES.search(part)
+        self.escaped = run is not None and len(run.group()) % 2 == 1
+        if self.string_bytes > self.limits.max_record_bytes:
+            raise _Over("max_record_bytes",
+                        f"a string longer than {size(self.limits.max_record_bytes)}")
+        self.item_bytes += len(chunk)
+        self._check_item()
+
+    def _check_item(self) -> None:
+        if self.item_bytes > self.limits.max_record_bytes:
+            raise _Over("max_record_bytes",
+                        f"an item longer than {size(self.limits.max_record_bytes)}")
+
+
+class _Guarded:
+    """The stream as ijson reads it: counted and guarded, reads sized as READ_SIZE says.
 
     ijson asks for BUF_SIZE each time; a short read is a valid answer. ``items`` is the number
     of items the caller has taken so far: no new one since the last read means a value is
     still open, and the next read is twice as large.
     """
 
-    def __init__(self, stream: io.BufferedReader) -> None:
+    def __init__(self, stream: io.BufferedReader, guard: _Guard) -> None:
         self._stream = stream
+        self._guard = guard
         self.count = 0
         self.items = 0
         self._items_before = -1
@@ -63,37 +150,70 @@ class _Counted:
             self._size = READ_SIZE
         self._items_before = self.items
         data = self._stream.read(self._size if n < 0 else min(n, self._size))
+        self._guard.check(data)
         self.count += len(data)
         return data
 
 
-def records(
-    stream: io.BufferedReader,
-    options: Mapping[str, Any],
-    where: str,
-    on_header: HeaderHook | None = None,
-) -> Iterator[Record]:
-    path = str(options.get("item_path", "item"))
-    skip_bom(stream)
-    counted = _Counted(stream)
-    n = 0
-    try:
-        for item in backend.items(counted, path, use_float=False, buf_size=BUF_SIZE):
-            n += 1
-            counted.items = n
-            if isinstance(item, dict):
-                yield n, item
-            else:
-                yield n, RejectedRecord(
-                    f"the item is a JSON {type(item).__name__}, not an object",
-                    excerpt=excerpt(repr(item)),
-                )
-    except ijson.JSONError as exc:
-        detail = exc.args[0] if exc.args else str(exc)
-        if isinstance(detail, bytes):
-            detail = detail.decode("utf-8", "replace")
-        detail = str(detail).strip().splitlines()[0] if str(detail).strip() else "malformed"
-        raise FatalError(
-            f"{where}: malformed JSON after item {n}, within the first {counted.count} bytes "
-            f"(uncompressed): {detail[:200]}; fix the export"
-        ) from exc
+def _item_depth(path: str) -> int:
+    """How deep the items are: each part of an ijson prefix is one container level."""
+    return len(path.split("."))
+
+
+class JsonFormat(Format):
+    name = "json"
+    position = "item"
+    options: ClassVar[tuple[str, ...]] = ("item_path",)
+
+    def own_option_problems(self, options: Mapping[str, Any]) -> list[str]:
+        path = options.get("item_path", "item")
+        if not isinstance(path, str) or not path or path.startswith(".") or ".." in path:
+            return [
+                f"format_options.item_path={path!r} is not an ijson path: expected e.g. item, "
+                "products.item, data.items.item"
+            ]
+        return []
+
+    def records(
+        self,
+        stream: io.BufferedReader,
+        options: Mapping[str, Any],
+        where: str,
+        on_header: HeaderHook | None = None,
+        limits: Limits | None = None,
+    ) -> Iterator[Record]:
+        path = str(options.get("item_path", "item"))
+        limits = limits or Limits.from_options(options)
+        skip_bom(stream)
+        counted = _Guarded(stream, _Guard(limits, _item_depth(path)))
+        n = 0
+        try:
+            for item in backend.items(counted, path, use_float=False, buf_size=BUF_SIZE):
+                n += 1
+                counted.items = n
+                if isinstance(item, dict):
+                    yield n, item
+                else:
+                    yield n, RejectedRecord(
+                        f"the item is a JSON {type(item).__name__}, not an object",
+                        excerpt=excerpt(repr(item)),
+                    )
+        except _Over as over:
+            name, found = over.args
+            raise FatalError(
+                f"{where}: {found} (format_options.{name}) after item {n}, within the first "
+                f"{counted.count} bytes (uncompressed): one JSON document cannot skip it, so the "
+                f"file is refused; fix the export, or raise format_options.{name} if it is real"
+            ) from None
+        except ijson.JSONError as exc:
+            detail = exc.args[0] if exc.args else str(exc)
+            if isinstance(detail, bytes):
+                detail = detail.decode("utf-8", "replace")
+            detail = str(detail).strip().splitlines()[0] if str(detail).strip() else "malformed"
+            raise FatalError(
+                f"{where}: malformed JSON after item {n}, within the first {counted.count} bytes "
+                f"(uncompressed): {detail[:200]}; fix the export"
+            ) from exc
+
+
+FORMAT = JsonFormat()
