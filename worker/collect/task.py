@@ -32,7 +32,7 @@ from worker.collect.sources import (
 from worker.collect.validate import normalise
 from worker.common.accounting import RejectRecorder
 from worker.common.db import shop_lock
-from worker.common.errors import ConfigError, FatalError, RejectedRecord
+from worker.common.errors import CatalogError, ConfigError, FatalError, RejectedRecord
 from worker.common.shops import Shop
 from worker.common.task import TaskContext, TaskResult
 
@@ -192,11 +192,39 @@ def _rows(
                 excerpt=exc.excerpt or _excerpt(record),
             )
             continue
+        except CatalogError:
+            raise
+        except Exception as exc:
+            # Whatever one record's shape makes the mapping, validation or an encoder raise (a
+            # RecursionError from a value nested a thousand deep, an encoder's TypeError) is that
+            # record's reject, never the shop's exit 1. The reject gate still stops a shop whose
+            # every record fails this way.
+            tally.rejected += 1
+            product_id = fields.get("product_id")
+            rejects.add(
+                f"the record could not be processed: {type(exc).__name__}: {_message(exc)}",
+                position=f"{label} {pos}",
+                product_id=str(product_id)[:256] if product_id not in (None, "") else None,
+                excerpt=_excerpt(record),
+            )
+            log.warning("collect.record_failed", position=f"{label} {pos}",
+                        error=type(exc).__name__)
+            continue
         yield row
 
 
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)[:EXCERPT]
+    except Exception:
+        return "(no message)"
+
+
 def _excerpt(record: Any) -> str:
-    text = repr(record)
+    try:
+        text = repr(record)
+    except RecursionError:
+        return "(nested too deeply to show)"
     return text[:EXCERPT]
 
 

@@ -43,7 +43,9 @@ READ_SIZE = 64 << 10
 
 # The rest of a string that began in an earlier chunk, up to and including its closing quote.
 _STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_TRAILING_BACKSLASHES = re.compile(rb"\\+\Z")
+# A string, whole, or one bracket, or the quote of a string that goes on past the chunk.
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|"', re.DOTALL)
+NOT_QUOTES_OR_BRACKETS = bytes(b for b in range(256) if b not in b'"[]{}')
 
 
 class _Over(Exception):
@@ -80,17 +82,35 @@ class _Guard:
                 return
             self.in_string = False
             rest = rest[end.end():]
-        structure = JSON_STRING.sub(b"", rest)
-        quote = structure.find(b'"')
-        if quote >= 0:
+        if b'\\"' in rest or len(rest) > self.limits.max_record_bytes:
+            # An escaped quote, or a chunk that could hold a string over the limit: the exact way.
+            structure = JSON_STRING.sub(b"", rest)
+            if len(rest) > self.limits.max_record_bytes:
+                for m in JSON_STRING.finditer(rest):
+                    if m.end() - m.start() - 2 > self.limits.max_record_bytes:
+                        raise _Over("max_record_bytes", "a string longer than "
+                                    f"{size(self.limits.max_record_bytes)}")
+            quote = structure.find(b'"')
+            tail = None if quote < 0 else structure[quote + 1 :]
+            brackets = structure[: None if quote < 0 else quote].translate(None, NOT_BRACKETS)
+        else:
+            # No escaped quote: a bracket is inside a string when an odd number of quotes comes
+            # before it. Keep only quotes and brackets; two adjacent quotes change no bracket's
+            # parity, so they go (most strings hold no bracket); what is left is short.
+            reduced = rest.translate(None, NOT_QUOTES_OR_BRACKETS).replace(b'""', b"")
+            if b'"' in reduced:
+                parts = reduced.split(b'"')
+                brackets = b"".join(parts[0::2])
+                unterminated = len(parts) % 2 == 0
+            else:
+                brackets, unterminated = reduced, False
+            tail = rest[rest.rfind(b'"') + 1 :] if unterminated else None
+        if tail is not None:
             # A string begins and does not end in this chunk: nothing after its quote is structure.
-            tail = structure[quote + 1 :]
-            structure = structure[:quote]
             self.in_string = True
             self.string_bytes = 0
             self._string_goes_on(tail, b"")
-        lowest = self.depth
-        brackets = structure.translate(None, NOT_BRACKETS)
+        lowest = depth_before = self.depth
         if brackets:
             depth, limit = self.depth, self.limits.max_depth
             for b in brackets:
@@ -103,16 +123,47 @@ class _Guard:
                     if depth < lowest:
                         lowest = depth
             self.depth = depth
-        if lowest <= self.item_depth:
-            self.item_bytes = 0 if self.depth <= self.item_depth else len(chunk)
-        else:
+        if lowest > self.item_depth:
             self.item_bytes += len(chunk)
+            self._check_item()
+        elif self.item_bytes + len(chunk) > self.limits.max_record_bytes:
+            # An item ends (or starts) in this chunk, and this much could be over the limit:
+            # measure each item of the chunk exactly (rare: only near the limit).
+            self._measure_items(chunk, len(chunk) - len(rest), rest, depth_before)
+        else:
+            self.item_bytes = 0 if self.depth <= self.item_depth else len(chunk)
+
+    def _measure_items(self, chunk: bytes, skipped: int, rest: bytes, depth: int) -> None:
+        """Follow the chunk token by token (positions known) and measure every item in it."""
+        item_depth, limit = self.item_depth, self.limits.max_record_bytes
+        # Where the open item began, relative to this chunk (before it, when one was open).
+        start: int | None = -self.item_bytes if depth > item_depth else None
+        if start is not None and self.item_bytes == 0:
+            start = 0
+        for m in _TOKEN.finditer(rest):
+            token = m.group()
+            if token == b'"':  # a string that ends in a later chunk: nothing after it counts
+                break
+            if token[0] == 0x22:  # a string: no bracket inside counts
+                continue
+            at = skipped + m.start()
+            if token[0] in OPEN_BRACKETS:
+                depth += 1
+                if depth == item_depth + 1:
+                    start = at
+            else:
+                depth -= 1
+                if depth == item_depth and start is not None:
+                    if at + 1 - start > limit:
+                        raise _Over("max_record_bytes",
+                                    f"an item longer than {size(limit)}")
+                    start = None
+        self.item_bytes = 0 if start is None else len(chunk) - start
         self._check_item()
 
     def _string_goes_on(self, part: bytes, chunk: bytes) -> None:
         self.string_bytes += len(part)
-        run = _TRAILING_BACKSLASHES.search(part)
-        self.escaped = run is not None and len(run.group()) % 2 == 1
+        self.escaped = (len(part) - len(part.rstrip(b"\\"))) % 2 == 1
         if self.string_bytes > self.limits.max_record_bytes:
             raise _Over("max_record_bytes",
                         f"a string longer than {size(self.limits.max_record_bytes)}")

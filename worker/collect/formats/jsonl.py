@@ -93,6 +93,12 @@ class JsonLinesFormat(Format):
                 continue
             try:
                 value = decode(text)
+            except RecursionError:
+                yield n, RejectedRecord(
+                    "the line nests too deeply for the JSON decoder (format_options.max_depth)",
+                    excerpt=excerpt(raw[:200]),
+                )
+                continue
             except ValueError as exc:
                 if not raw.endswith(b"\n"):
                     # Only the file's last line can lack its newline: the export was cut short.
