@@ -123,11 +123,11 @@ def test_guard_measures_depth_exactly_whatever_the_chunks(items: list[Any], cut:
 
 
 def test_json_string_past_the_record_limit_refuses_the_file_before_it_is_held() -> None:
-    data = b'[{"id": "a"}, {"id": "b", "d": "' + b"x" * (6 << 20) + b'"}]'
-    outcome, peak = peak_of(lambda: read("json", data))
+    data = b'[{"id": "a"}, {"id": "b", "d": "' + b"x" * (3 << 20) + b'"}]'
+    outcome, peak = peak_of(lambda: read("json", data, max_record_bytes=1 << 20))
     assert isinstance(outcome, FatalError)
-    assert "longer than 4 MiB (format_options.max_record_bytes) after item 1" in str(outcome)
-    assert peak < 24 << 20  # the 6 MiB input itself, and reads of at most 4 MiB
+    assert "longer than 1 MiB (format_options.max_record_bytes) after item 1" in str(outcome)
+    assert peak < 12 << 20  # the 3 MiB input itself, and reads that stopped past 1 MiB
 
 
 def test_json_item_past_the_record_limit_is_refused_even_when_its_strings_are_short() -> None:
@@ -140,19 +140,20 @@ def test_json_item_past_the_record_limit_is_refused_even_when_its_strings_are_sh
 
 def test_xml_item_and_text_past_their_limits_are_rejected_and_reading_goes_on() -> None:
     data = (b"<c><product><id>1</id></product>"
-            b"<product><id>2</id><d>" + b"x" * (2 << 20) + b"</d></product>"
-            b"<product><id>3</id>" + b"<o>x</o>" * 600_000 + b"</product>"
+            b"<product><id>2</id><d>" + b"x" * 300_000 + b"</d></product>"
+            b"<product><id>3</id>" + b"<o>x</o>" * 150_000 + b"</product>"
             b"<product><id>4</id></product></c>")
-    records, peak = peak_of(lambda: read("xml", data))
+    records, peak = peak_of(
+        lambda: read("xml", data, max_record_bytes=1 << 20, max_text_chars=200_000))
     assert [(p, r) for p, r in records if isinstance(r, dict)] == [(1, {"id": "1"}),
                                                                     (4, {"id": "4"})]
     reasons = {p: r.reason for p, r in records if isinstance(r, RejectedRecord)}
     assert reasons == {
-        2: "the text of element 'd' is longer than 1000000 characters "
+        2: "the text of element 'd' is longer than 200000 characters "
            "(format_options.max_text_chars)",
-        3: "the item is longer than 4 MiB (format_options.max_record_bytes)",
+        3: "the item is longer than 1 MiB (format_options.max_record_bytes)",
     }
-    assert peak < 32 << 20
+    assert peak < 8 << 20
 
 
 def test_xml_attribute_past_the_record_limit_refuses_the_file() -> None:

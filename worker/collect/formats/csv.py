@@ -60,6 +60,12 @@ class _Lines:
         # Lines that did not decode: line number → the error; the row spanning one is rejected.
         self.bad: dict[int, UnicodeDecodeError] = {}
 
+    def skip_rest_of_line(self) -> None:
+        """Read past the rest of the line that passed the limit, in bounded pieces."""
+        if not self.newline:
+            skipped, self.newline = skip_line(self._stream)
+            self.byte += skipped
+
     def __iter__(self) -> _Lines:
         return self
 
@@ -75,10 +81,6 @@ class _Lines:
         self.byte += len(raw)
         if self.record_bytes > self._limit:
             self.last = raw[:200]
-            if not self.newline:
-                skipped, self.newline = skip_line(self._stream)
-                self.byte += skipped
-                self.record_bytes += skipped
             raise _RowTooLong
         try:
             return raw.decode(self._decode_as)
@@ -188,11 +190,13 @@ class CsvFormat(Format):
                     start, previous_end = previous_end + 1, lines.line
                     for n in [n for n in bad if n <= previous_end]:
                         del bad[n]
+                    # Rejected before it is skipped: a row that runs into the total is on record.
                     yield start, RejectedRecord(
                         f"the row is longer than {size(limits.max_record_bytes)} "
                         f"(format_options.max_record_bytes): skipped to line {previous_end + 1}",
                         excerpt=excerpt(lines.last),
                     )
+                    lines.skip_rest_of_line()
                     # The reader was stopped mid-row: a fresh one starts at the next line.
                     rows = reader()
                     continue

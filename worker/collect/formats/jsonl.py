@@ -66,13 +66,14 @@ class JsonLinesFormat(Format):
             start = offset
             offset += len(raw)
             if len(raw) > limit:
-                skipped, _ = skip_line(stream)
-                offset += skipped
+                # Rejected before it is skipped: a line that runs into the total limit is on record.
                 yield n, RejectedRecord(
-                    f"the line is longer than {size(limit)} (format_options.max_record_bytes): "
-                    f"{len(raw) + skipped} bytes from byte {start}",
+                    f"the line is longer than {size(limit)} (format_options.max_record_bytes), "
+                    f"from byte {start}: skipped to the next line",
                     excerpt=excerpt(raw[:200]),
                 )
+                skipped, _ = skip_line(stream)
+                offset += skipped
                 continue
             try:
                 text = raw.decode("utf-8")

@@ -104,6 +104,8 @@ def _records(stream: io.BufferedReader, item: str, where: str, limits: Limits) -
         skipping = reason
         skip_depth = len(stack)
         stack.clear()  # what was read of the item is dropped now, not at its end
+        # Rejected now, not at its end: an item that runs into the total limit is on record.
+        ready.append((count, RejectedRecord(reason)))
 
     def too_long() -> bool:
         if parser.CurrentByteIndex - item_start > max_record:
@@ -137,7 +139,6 @@ def _records(stream: io.BufferedReader, item: str, where: str, limits: Limits) -
         if skipping is not None:
             skip_depth -= 1
             if skip_depth == 0:
-                ready.append((count, RejectedRecord(skipping)))
                 skipping = None
             return
         frame = stack.pop()
