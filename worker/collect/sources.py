@@ -250,8 +250,7 @@ def _local_path(url: str) -> Path:
 def local_file_validator(url: str, config: str, root: Path | None) -> str | None:
     """The validator of a local source as it is now (one fast pass of sha256), or None."""
     try:
-        path = _allowed_path(url, "", root)
-        with path.open("rb") as handle:
+        with _open_local(url, "", root) as handle:
             digest = hashlib.file_digest(handle, "sha256")
     except (OSError, FatalError):
         return None
@@ -277,12 +276,13 @@ def _allowed_path(url: str, where: str, root: Path | None) -> Path:
     return resolved
 
 
-@contextmanager
-def _open_file(url: str, where: str, root: Path | None, limits: Limits) -> Iterator[Source]:
+def _open_local(url: str, where: str, root: Path | None) -> io.FileIO:
+    """The allowed local file, opened: a regular file inside the root, checked once opened."""
     path = _allowed_path(url, where, root)
     try:
-        # O_NOFOLLOW: the last component cannot have become a link since it was resolved.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        # O_NOFOLLOW: the last component cannot have become a link since it was resolved;
+        # O_NONBLOCK: a pipe put there must not hang the task (it is refused below).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as exc:
         raise FatalError(f"{where}: no such file: check the shop's source_url") from exc
     except IsADirectoryError as exc:
@@ -291,19 +291,29 @@ def _open_file(url: str, where: str, root: Path | None, limits: Limits) -> Itera
         raise FatalError(f"{where}: permission denied reading the catalog file") from exc
     except OSError as exc:
         raise FatalError(f"{where}: cannot open the catalog file ({exc.strerror})") from exc
-    handle = os.fdopen(fd, "rb", buffering=0)
-    with handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
+    handle = io.FileIO(fd, "rb")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise FatalError(f"{where}: not a regular file (a folder, device or pipe)")
+        os.set_blocking(fd, True)
         # What was opened, not what the name said: a folder swapped for a link in between.
         link = f"/proc/self/fd/{fd}"
         if root is not None and os.path.islink(link) and not Path(
             os.path.realpath(link)
         ).is_relative_to(root):
             raise FatalError(f"{where}: a local source must be a file inside SOURCE_FILE_ROOT")
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+@contextmanager
+def _open_file(url: str, where: str, root: Path | None, limits: Limits) -> Iterator[Source]:
+    with _open_local(url, where, root) as handle:
         counter = CountingReader(handle, digest=hashlib.sha256())
-        yield _wrap(url, counter, where, counter, limits, info.st_size, local=True)
+        size_now = os.fstat(handle.fileno()).st_size
+        yield _wrap(url, counter, where, counter, limits, size_now, local=True)
 
 
 @contextmanager
