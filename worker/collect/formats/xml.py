@@ -88,13 +88,15 @@ def _records(stream: io.BufferedReader, item: str, where: str, limits: Limits) -
     # Frames of the item being read: [name, attributes, children, text parts, text length].
     stack: list[list[Any]] = []
     count = 0
-    depth = 0  # open elements, the document's own included
+    outer = 0  # open elements outside an item (the document's own)
+    room = 0  # how many levels the current item may have: max_depth - outer at its start
     item_start = 0
     # While an item over a limit streams past: why it is rejected, and its elements still open.
     skipping: str | None = None
     skip_depth = 0
     max_depth, max_record = limits.max_depth, limits.max_record_bytes
     max_text = limits.max_text_chars
+    item_too_long = f"the item is longer than {size(max_record)} (format_options.max_record_bytes)"
 
     def refuse_entity(name: str, *args: Any) -> None:
         raise _EntityRefused(name)
@@ -107,43 +109,50 @@ def _records(stream: io.BufferedReader, item: str, where: str, limits: Limits) -
         # Rejected now, not at its end: an item that runs into the total limit is on record.
         ready.append((count, RejectedRecord(reason)))
 
-    def too_long() -> bool:
-        if parser.CurrentByteIndex - item_start > max_record:
-            skip(f"the item is longer than {size(max_record)} (format_options.max_record_bytes)")
+    def too_long(end: int) -> bool:
+        if end - item_start > max_record:
+            skip(item_too_long)
             return True
         return False
 
     def start(raw: str, attrs: dict[str, str]) -> None:
-        nonlocal count, depth, item_start, skip_depth
-        depth += 1
-        if depth > max_depth:
-            raise _Over("max_depth", f"elements nested deeper than {max_depth} levels")
-        if skipping is None and not stack:
-            if is_item(raw):
-                count += 1
-                item_start = parser.CurrentByteIndex
-                stack.append([None, attrs, {}, [], 0, count])
-            return
-        if skipping is None and not too_long():
+        nonlocal count, outer, room, item_start, skip_depth
+        if stack:
+            if len(stack) >= room:
+                raise _Over("max_depth", f"elements nested deeper than {max_depth} levels")
             stack.append([_name(raw), attrs, {}, [], 0])
-            return
-        skip_depth += 1
+        elif skipping is not None:
+            skip_depth += 1
+            if skip_depth > room:
+                raise _Over("max_depth", f"elements nested deeper than {max_depth} levels")
+        elif is_item(raw):
+            count += 1
+            item_start = parser.CurrentByteIndex
+            room = max_depth - outer  # the item's own levels, its element included
+            if room < 1:
+                raise _Over("max_depth", f"elements nested deeper than {max_depth} levels")
+            stack.append([None, attrs, {}, [], 0, count])
+        else:
+            outer += 1
+            if outer > max_depth:
+                raise _Over("max_depth", f"elements nested deeper than {max_depth} levels")
 
     def end(raw: str) -> None:
-        nonlocal depth, skipping, skip_depth
-        depth -= 1
-        if skipping is None:
-            if not stack:
-                return
-            too_long()
+        nonlocal outer, skipping, skip_depth
         if skipping is not None:
             skip_depth -= 1
             if skip_depth == 0:
                 skipping = None
             return
+        if not stack:
+            outer -= 1
+            return
         frame = stack.pop()
         name, attrs, children, texts = frame[0], frame[1], frame[2], frame[3]
         if not stack:
+            if parser.CurrentByteIndex - item_start > max_record:  # at its end tag: known now
+                ready.append((frame[5], RejectedRecord(item_too_long)))
+                return
             record = children
             for key, attr_value in attrs.items():
                 record["@" + _name(key)] = attr_value
@@ -173,7 +182,7 @@ def _records(stream: io.BufferedReader, item: str, where: str, limits: Limits) -
             siblings[name] = value
 
     def chars(data: str) -> None:
-        if not stack or too_long():
+        if not stack:
             return
         frame = stack[-1]
         frame[4] += len(data)
@@ -194,6 +203,10 @@ def _records(stream: io.BufferedReader, item: str, where: str, limits: Limits) -
         chunk = stream.read(CHUNK)
         try:
             parser.Parse(chunk, not chunk)
+            # An item still open has at least the bytes fed since it began: what was read of one
+            # past the limit is dropped here, so an item holds at most the limit and one chunk.
+            if stack and skipping is None:
+                too_long(position + len(chunk))
             # expat keeps an unfinished token (a tag and its attributes, a comment) whole.
             if position + len(chunk) - max(parser.CurrentByteIndex, 0) > max_record + CHUNK:
                 raise _Over("max_record_bytes",
