@@ -402,3 +402,32 @@ def test_format_option_problems(fmt: str, options: dict[str, Any], message: str)
 )
 def test_good_format_options_have_no_problems(fmt: str, options: dict[str, Any]) -> None:
     assert formats.get_format(fmt).option_problems(options) == []
+
+
+# ---- the registry --------------------------------------------------------------------------
+
+
+def test_the_registry_is_the_one_list_of_formats() -> None:
+    found = formats.registry()
+    modules = {p.stem for p in Path(formats.__file__).parent.glob("*.py")} - {"__init__", "base"}
+    assert set(found) == modules  # adding a format is adding a module
+    for name, fmt in found.items():
+        assert isinstance(fmt, formats.Format) and fmt.name == name
+        assert fmt.position in ("item", "line")
+    with pytest.raises(ValueError, match="format 'yaml' is not known: expected one of csv, json, "
+                                         "jsonl, xml"):
+        formats.get_format("yaml")
+
+
+def test_the_shop_file_check_asks_the_registry() -> None:
+    from submitter.shopfile import parse_shop
+    from worker.common.errors import ConfigError
+
+    raw = {"id": "s", "source_url": "https://x.example/c", "currency": "KRW"}
+    for name in formats.registry():
+        assert parse_shop({**raw, "format": name}, "test").format == name
+    with pytest.raises(ConfigError, match="format 'yaml' is not known: expected one of "
+                                          + ", ".join(sorted(formats.registry()))):
+        parse_shop({**raw, "format": "yaml"}, "test")
+    with pytest.raises(ConfigError, match="max_depth=0 must be a whole number from 4"):
+        parse_shop({**raw, "format": "json", "format_options": {"max_depth": 0}}, "test")
