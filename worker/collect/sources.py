@@ -119,13 +119,7 @@ class Source:
 
     @property
     def bytes_read(self) -> int:
-        counter = self._counter
-        if counter is None:
-            return 0
-        found = getattr(counter, "count", None)
-        if found is None:
-            found = getattr(counter, "bytes_read", 0)
-        return int(found or 0)
+        return 0 if self._counter is None else _count_of(self._counter)
 
     @property
     def content_digest(self) -> str | None:
