@@ -138,6 +138,11 @@ def test_json_item_past_the_record_limit_is_refused_even_when_its_strings_are_sh
     assert read("json", data, item_path="products.item")[0][1]["id"] == "a"
 
 
+def test_json_number_past_the_record_limit_refuses_the_file() -> None:
+    with pytest.raises(FatalError, match="a number or literal longer than 1 MiB"):
+        read("json", b"[" + b"1" * (3 << 20) + b"]", max_record_bytes=1 << 20)
+
+
 def test_xml_item_and_text_past_their_limits_are_rejected_and_reading_goes_on() -> None:
     data = (b"<c><product><id>1</id></product>"
             b"<product><id>2</id><d>" + b"x" * 300_000 + b"</d></product>"

@@ -69,6 +69,7 @@ class _Guard:
         self.escaped = False  # the previous chunk ended inside a string on an odd backslash
         self.string_bytes = 0
         self.item_bytes = 0
+        self.bare_bytes = 0  # bytes of a token that is neither a string nor structure
 
     def check(self, chunk: bytes) -> None:
         rest = chunk
@@ -110,6 +111,14 @@ class _Guard:
             self.in_string = True
             self.string_bytes = 0
             self._string_goes_on(tail, b"")
+        if brackets or tail is not None or b'"' in rest or b"," in rest or b":" in rest:
+            self.bare_bytes = 0
+        elif rest.strip():
+            # Nothing but one number or literal, which yajl keeps whole until it ends.
+            self.bare_bytes += len(rest)
+            if self.bare_bytes > self.limits.max_record_bytes:
+                raise _Over("max_record_bytes", "a number or literal longer than "
+                            f"{size(self.limits.max_record_bytes)}")
         lowest = depth_before = self.depth
         if brackets:
             depth, limit = self.depth, self.limits.max_depth
