@@ -6,6 +6,7 @@ with the shop's products as they were and no secret anywhere."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import subprocess
 import sys
@@ -150,22 +151,18 @@ def loaded(conn: psycopg.Connection, worker: Callable[..., tuple[int, str]],
            tmp_path: Path) -> Iterator[Callable[..., tuple[Server, dict[str, Any]]]]:
     """A shop of ``fmt`` served from 127.0.0.1, collected once for real: the server (whose route
     the test then swaps for a bomb) and the products as they were."""
-    servers: list[Any] = []
+    with contextlib.ExitStack() as servers:
 
-    def load(fmt: str, **overrides: Any) -> tuple[Server, dict[str, Any]]:
-        context = serve({"/catalog": Route(_good_catalog(fmt, tmp_path))})
-        srv = context.__enter__()
-        servers.append(context)
-        register(conn, fmt, srv.url("/catalog"), **overrides)
-        code, output = worker()
-        assert code == 0, output
-        before = products_table(conn)
-        assert len(before) == GOOD
-        return srv, before
+        def load(fmt: str, **overrides: Any) -> tuple[Server, dict[str, Any]]:
+            srv = servers.enter_context(serve({"/catalog": Route(_good_catalog(fmt, tmp_path))}))
+            register(conn, fmt, srv.url("/catalog"), **overrides)
+            code, output = worker()
+            assert code == 0, output
+            before = products_table(conn)
+            assert len(before) == GOOD
+            return srv, before
 
-    yield load
-    for context in servers:
-        context.__exit__(None, None, None)
+        yield load
 
 
 CSV_HEAD = b"sku,name,brand,desc,url,price,sale_price,stock,images,category,gtin,options\r\n"
