@@ -34,14 +34,14 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_collect(database_url: str, shop_id: str) -> dict[str, Any]:
+def child_collect(database_url: str, shop_id: str, file_root: str) -> dict[str, Any]:
     from structlog.testing import capture_logs
 
     from worker.common.settings import Settings
     from worker.router import run_task
 
     settings = Settings.from_env({"DATABASE_URL": database_url, "SHOP_ID": shop_id,
-                                  "LOG_FORMAT": "json"})
+                                  "LOG_FORMAT": "json", "SOURCE_FILE_ROOT": file_root})
     started, cpu = time.perf_counter(), time.process_time()
     with capture_logs() as logs:
         code = run_task("collect", settings)
@@ -60,7 +60,7 @@ def child_ijson(path: str, item_path: str) -> dict[str, Any]:
 
     started, cpu = time.perf_counter(), time.process_time()
     with open(path, "rb") as handle:
-        rows = sum(1 for _ in json_format.records(handle, {"item_path": item_path}, path))
+        rows = sum(1 for _ in json_format.FORMAT.records(handle, {"item_path": item_path}, path))
     return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
             "rows": rows, "peak_rss_mb": _peak_rss_mb()}
 
@@ -86,7 +86,7 @@ def child_plain(database_url: str, path: str, item_path: str) -> dict[str, Any]:
                      "description text, link text, price numeric(20,4), extra jsonb)")
         with conn.cursor() as cur, cur.copy("COPY bench_plain FROM STDIN") as copy:
             write = copy.write_row
-            for _, p in json_format.records(handle, {"item_path": item_path}, path):
+            for _, p in json_format.FORMAT.records(handle, {"item_path": item_path}, path):
                 write(_peer_row(p))
                 rows += 1
     return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
@@ -168,13 +168,13 @@ def measure(database_url: str, size_mb: int, workdir: Path, naive: bool) -> dict
     print(f"[{size_mb} MB] plain ijson → COPY stream", file=sys.stderr)
     results["plain"] = _run_child("plain", database_url, str(path), "products.item")
     print(f"[{size_mb} MB] collect, first load", file=sys.stderr)
-    results["first"] = _run_child("collect", database_url, shop_id)
+    results["first"] = _run_child("collect", database_url, shop_id, str(workdir))
     print(f"[{size_mb} MB] collect, unchanged re-run (file digest)", file=sys.stderr)
-    results["rerun"] = _run_child("collect", database_url, shop_id)
+    results["rerun"] = _run_child("collect", database_url, shop_id, str(workdir))
     print(f"[{size_mb} MB] collect, unchanged re-run, read in full", file=sys.stderr)
     with psycopg.connect(database_url) as conn:
         conn.execute("UPDATE shops SET source_etag = NULL WHERE id = %s", (shop_id,))
-    results["rerun_full"] = _run_child("collect", database_url, shop_id)
+    results["rerun_full"] = _run_child("collect", database_url, shop_id, str(workdir))
     print(f"[{size_mb} MB] psql \\copy", file=sys.stderr)
     results["copy"] = psql_copy(database_url, shop_id, workdir)
     if naive:

@@ -63,7 +63,8 @@ class SubmitterConfig:
             (k, v) for k, v in env.items()
             if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV",
                      "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL",
-                     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+                     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                     "SOURCE_FILE_ROOT")
         )
         return cls(
             database_url=get("DATABASE_URL"),

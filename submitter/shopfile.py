@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from worker.collect.formats import registry as format_registry
 from worker.collect.mapping import mapping_problems
 from worker.common.errors import ConfigError
 from worker.common.product import CURRENCY_DECIMALS
-from worker.common.shops import _SHARE_OPTIONS, DEFAULT_OPTIONS, FORMATS, Shop, is_shop_id
+from worker.common.shops import _SHARE_OPTIONS, DEFAULT_OPTIONS, Shop, is_shop_id
 from worker.feed.channels import registry
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
@@ -69,8 +70,9 @@ def parse_shop(raw: Mapping[str, Any], where: str) -> Shop:
             f"source_url {source_url!r} has an unsupported scheme: expected http(s), s3 or file"
         )
     fmt = raw.get("format")
-    if fmt not in FORMATS:
-        problems.append(f"format {fmt!r} is not known: expected one of {', '.join(FORMATS)}")
+    formats = sorted(format_registry())
+    if not isinstance(fmt, str) or fmt not in formats:
+        problems.append(f"format {fmt!r} is not known: expected one of {', '.join(formats)}")
     currency = raw.get("currency")
     if not isinstance(currency, str) or currency.upper() not in CURRENCY_DECIMALS:
         problems.append(f"currency {currency!r} is not a known ISO 4217 code (e.g. KRW, USD)")

@@ -67,11 +67,13 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 @pytest.fixture
 def settings_env(database_url: str, tmp_path) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """An environment for ``Settings.from_env(env)`` or a worker subprocess: this test's database,
-    output under tmp_path, JSON logs, and 127.0.0.1 allowed for the test's own HTTP servers."""
+    output under tmp_path, JSON logs, 127.0.0.1 allowed for the test's own HTTP servers, and
+    local catalog files allowed from tmp_path."""
     return {
         "PATH": os.environ.get("PATH", ""),
         "DATABASE_URL": database_url,
         "OUTPUT_URL": str(tmp_path / "out"),
         "LOG_FORMAT": "json",
         "FETCH_ALLOW_NETWORKS": "127.0.0.0/8,::1/128",
+        "SOURCE_FILE_ROOT": str(tmp_path),
     }

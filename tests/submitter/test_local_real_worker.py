@@ -29,6 +29,7 @@ def test_children_resolve_their_shops_and_a_failing_collect_stops_only_its_index
     plan = plan_run(conn, dt.date(2026, 11, 29), kind="local")
     env = local_base_env(SubmitterConfig(), database_url)
     env["OUTPUT_URL"] = str(tmp_path / "out")
+    env["SOURCE_FILE_ROOT"] = str(tmp_path)  # local catalogs are allowed from this folder only
     summary = LocalExecutor(plan, base_env=env, log_dir=tmp_path / "logs", parallel=2).run()
 
     rows = conn.execute(

@@ -222,11 +222,11 @@ def _spec_problems(field: str, raw: Any, label: str | None = None) -> list[str]:
 
 def mapping_problems(mapping: Any, fmt: str, format_options: Any) -> list[str]:
     """Everything wrong with a shop's mapping and format options; an empty list when valid."""
-    from worker.collect.formats import module_for
+    from worker.collect.formats import get_format
 
     problems: list[str] = []
     try:
-        module = module_for(fmt)
+        module = get_format(fmt)
     except ValueError as exc:
         return [str(exc)]
     if not isinstance(format_options, Mapping):

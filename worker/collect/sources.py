@@ -1,14 +1,19 @@
-"""Where a shop's catalog bytes come from: http(s), s3://bucket/key, file:// or a local path.
+"""Where a shop's catalog bytes come from: http(s), s3://bucket/key, and — only where the
+deployment allows it — a local file (file:// or a path) inside ``SOURCE_FILE_ROOT``.
 
 ``open_source`` yields a ``Source``: a binary, streaming, already-decompressed reader (gzip is found
 by its magic bytes, never by the name), the count of bytes read from the source itself, and the
-validators (ETag, Last-Modified) for the next conditional GET. Nothing is downloaded whole.
+validators (ETag, Last-Modified) for the next conditional GET. Nothing is downloaded whole, and
+what the reader hands out is held to the shop's total limit (``limits.Limits``): a gzip bomb or an
+endless body is refused, exit 65, naming the limit, the shop and the byte it got to.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,9 +22,10 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
+from worker.collect.limits import Limits, size
 from worker.common.errors import FatalError, TransientError
 from worker.common.redact import redact
-from worker.common.settings import Settings
+from worker.common.settings import SYSTEM_DIRS, Settings
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_SIZE = 1 << 20
@@ -108,6 +114,8 @@ class Source:
     etag: str | None = None
     last_modified: str | None = None
     compressed: bool = False
+    # A local file's bytes are never quoted in a message: only a remote response's may be.
+    local: bool = False
     _counter: Any = field(default=None, repr=False)
 
     def __repr__(self) -> str:
@@ -116,13 +124,7 @@ class Source:
 
     @property
     def bytes_read(self) -> int:
-        counter = self._counter
-        if counter is None:
-            return 0
-        found = getattr(counter, "count", None)
-        if found is None:
-            found = getattr(counter, "bytes_read", 0)
-        return int(found or 0)
+        return 0 if self._counter is None else _count_of(self._counter)
 
     @property
     def content_digest(self) -> str | None:
@@ -152,28 +154,81 @@ def open_source(
     etag: str | None = None,
     last_modified: str | None = None,
     where: str = "",
+    limits: Limits | None = None,
 ) -> Iterator[Source]:
     """Open the catalog at ``url`` for streaming; after a 304 the Source is ``unchanged``."""
     where = where or describe(url)
+    limits = limits or Limits()
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme in ("http", "https"):
-        with _open_http(url, settings, etag, last_modified, where) as source:
+        with _open_http(url, settings, etag, last_modified, where, limits) as source:
             yield source
     elif scheme == "s3":
-        with _open_s3(url, settings, etag, last_modified, where) as source:
+        with _open_s3(url, settings, etag, last_modified, where, limits) as source:
             yield source
     elif scheme in ("", "file"):
-        with _open_file(url, where, etag) as source:
+        with _open_file(url, where, settings.source_file_root, limits) as source:
             yield source
     else:
-        raise FatalError(f"{where}: unsupported source scheme {scheme!r}: use http(s), s3 or file")
+        raise FatalError(f"{where}: unsupported source scheme {scheme!r}: use https, http or s3")
 
 
-def _wrap(url: str, raw: Any, where: str, counter: Any, **kw: Any) -> Source:
+class _Capped(io.RawIOBase):
+    """The decompressed bytes, refused past the shop's cap (``max_total_bytes``, and for gzip
+    ``max_inflate_ratio`` × the compressed size — its Content-Length or file size, else the
+    compressed bytes read so far — but never less than ``limits.INFLATE_FLOOR``)."""
+
+    def __init__(self, inner: Any, where: str, limits: Limits, compressed: bool,
+                 compressed_size: int | None, counter: Any) -> None:
+        self._inner = inner
+        self._where = where
+        self._limits = limits
+        self._compressed = compressed
+        self._size = compressed_size
+        self._counter = counter
+        self.out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _cap(self) -> tuple[int, str]:
+        limits = self._limits
+        if not self._compressed:
+            return limits.max_total_bytes, "max_total_bytes"
+        return limits.inflated_cap(
+            self._size if self._size is not None else _count_of(self._counter))
+
+    def readinto(self, buffer: Any) -> int:
+        n = int(self._inner.readinto(buffer) or 0)
+        self.out += n
+        cap, name = self._cap()
+        if self.out > cap:
+            what = (f"{self._limits.max_inflate_ratio} × the {self._size or _count_of(self._counter)}"
+                    " compressed bytes" if name == "max_inflate_ratio" else size(cap))
+            raise FatalError(
+                f"{self._where}: the catalog passes format_options.{name} ({what}) at byte "
+                f"{self.out} (uncompressed): refused, nothing was changed. A gzip bomb or a "
+                f"runaway export? If the catalog really is this large, raise "
+                f"format_options.{name} for this shop"
+            )
+        return n
+
+
+def _count_of(counter: Any) -> int:
+    found = getattr(counter, "count", None)
+    if found is None:
+        found = getattr(counter, "bytes_read", 0)
+    return int(found or 0)
+
+
+def _wrap(url: str, raw: Any, where: str, counter: Any, limits: Limits,
+          compressed_size: int | None, **kw: Any) -> Source:
     """Buffer the raw reader, look at its first two bytes, and decompress gzip when found."""
     buffered = io.BufferedReader(raw, READ_SIZE)
     compressed = buffered.peek(2)[:2] == GZIP_MAGIC
-    stream = io.BufferedReader(_GzipReader(buffered, where), READ_SIZE) if compressed else buffered
+    inner: Any = _GzipReader(buffered, where) if compressed else buffered
+    capped = _Capped(inner, where, limits, compressed, compressed_size, counter)
+    stream: io.BufferedReader = io.BufferedReader(capped, READ_SIZE)  # type: ignore[arg-type]
     return Source(url=url, stream=stream, compressed=compressed, _counter=counter, **kw)
 
 
@@ -186,35 +241,79 @@ def _local_path(url: str) -> Path:
     return Path(unquote(urlsplit(url).path)) if url.lower().startswith("file://") else Path(url)
 
 
-def local_file_validator(url: str, config: str) -> str | None:
+def local_file_validator(url: str, config: str, root: Path | None) -> str | None:
     """The validator of a local source as it is now (one fast pass of sha256), or None."""
     try:
-        with _local_path(url).open("rb") as handle:
+        with _open_local(url, "", root) as handle:
             digest = hashlib.file_digest(handle, "sha256")
-    except OSError:
+    except (OSError, FatalError):
         return None
     return file_validator(digest.hexdigest(), config)
 
 
-@contextmanager
-def _open_file(url: str, where: str, etag: str | None = None) -> Iterator[Source]:
+def _allowed_path(url: str, where: str, root: Path | None) -> Path:
+    """The local file ``url`` names, resolved, when the deployment allows it; else exit 65."""
+    if root is None:
+        raise FatalError(
+            f"{where}: a local file is not an allowed source here (SOURCE_FILE_ROOT is not set): "
+            "a shop's source_url must be https://, http:// or s3://"
+        )
     path = _local_path(url)
+    resolved = Path(os.path.realpath(root / path))  # an absolute path replaces root
+    if any(resolved == d or resolved.is_relative_to(d) for d in SYSTEM_DIRS):
+        raise FatalError(f"{where}: a local source may never be under /proc, /sys or /dev")
+    if not resolved.is_relative_to(root):
+        raise FatalError(
+            f"{where}: a local source must be a file inside SOURCE_FILE_ROOT ({root}), "
+            "symbolic links included: this one resolves outside it"
+        )
+    return resolved
+
+
+def _open_local(url: str, where: str, root: Path | None) -> io.FileIO:
+    """The allowed local file, opened: a regular file inside the root, checked once opened."""
+    path = _allowed_path(url, where, root)
     try:
-        handle = path.open("rb")
+        # O_NOFOLLOW: the last component cannot have become a link since it was resolved;
+        # O_NONBLOCK: a pipe put there must not hang the task (it is refused below).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as exc:
         raise FatalError(f"{where}: no such file: check the shop's source_url") from exc
     except IsADirectoryError as exc:
         raise FatalError(f"{where}: is a folder, not a catalog file") from exc
     except PermissionError as exc:
         raise FatalError(f"{where}: permission denied reading the catalog file") from exc
-    with handle:
+    except OSError as exc:
+        raise FatalError(f"{where}: cannot open the catalog file ({exc.strerror})") from exc
+    handle = io.FileIO(fd, "rb")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FatalError(f"{where}: not a regular file (a folder, device or pipe)")
+        os.set_blocking(fd, True)
+        # What was opened, not what the name said: a folder swapped for a link in between.
+        link = f"/proc/self/fd/{fd}"
+        if root is not None and os.path.islink(link) and not Path(
+            os.path.realpath(link)
+        ).is_relative_to(root):
+            raise FatalError(f"{where}: a local source must be a file inside SOURCE_FILE_ROOT")
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+@contextmanager
+def _open_file(url: str, where: str, root: Path | None, limits: Limits) -> Iterator[Source]:
+    with _open_local(url, where, root) as handle:
         counter = CountingReader(handle, digest=hashlib.sha256())
-        yield _wrap(url, counter, where, counter)
+        size_now = os.fstat(handle.fileno()).st_size
+        yield _wrap(url, counter, where, counter, limits, size_now, local=True)
 
 
 @contextmanager
 def _open_s3(
-    url: str, settings: Settings, etag: str | None, last_modified: str | None, where: str
+    url: str, settings: Settings, etag: str | None, last_modified: str | None, where: str,
+    limits: Limits,
 ) -> Iterator[Source]:
     import botocore.exceptions
 
@@ -242,8 +341,10 @@ def _open_s3(
     body = response["Body"]
     try:
         counter = CountingReader(_S3Body(body, where))
+        length = response.get("ContentLength")
         yield _wrap(
-            url, counter, where, counter,
+            url, counter, where, counter, limits,
+            int(length) if isinstance(length, int) else None,
             etag=response.get("ETag"),
             last_modified=_http_date(response.get("LastModified")),
         )
@@ -282,7 +383,8 @@ def _http_date(value: Any) -> str | None:
 
 @contextmanager
 def _open_http(
-    url: str, settings: Settings, etag: str | None, last_modified: str | None, where: str
+    url: str, settings: Settings, etag: str | None, last_modified: str | None, where: str,
+    limits: Limits,
 ) -> Iterator[Source]:
     from worker.common import net
 
@@ -294,7 +396,7 @@ def _open_http(
                          etag=etag, last_modified=last_modified, _counter=response)
             return
         yield _wrap(
-            url, _Raw(response), where, response,
+            url, _Raw(response), where, response, limits, response.content_length,
             etag=response.etag, last_modified=response.last_modified,
         )
 

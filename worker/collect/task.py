@@ -20,6 +20,7 @@ import psycopg
 import structlog
 
 from worker.collect import formats, load
+from worker.collect.limits import Limits
 from worker.collect.mapping import CompiledMapping, column_problems, compile_mapping
 from worker.collect.sources import (
     Source,
@@ -31,7 +32,7 @@ from worker.collect.sources import (
 from worker.collect.validate import normalise
 from worker.common.accounting import RejectRecorder
 from worker.common.db import shop_lock
-from worker.common.errors import ConfigError, FatalError, RejectedRecord
+from worker.common.errors import CatalogError, ConfigError, FatalError, RejectedRecord
 from worker.common.shops import Shop
 from worker.common.task import TaskContext, TaskResult
 
@@ -71,12 +72,14 @@ def _rollback(conn: psycopg.Connection) -> None:
 
 def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskResult:
     shop, conn = ctx.shop, ctx.conn
-    module = formats.module_for(shop.format)
+    fmt = formats.get_format(shop.format)
+    limits = Limits.from_options(shop.format_options)
     tally = _Tally()
     config = config_fingerprint(shop)
     local = is_local(shop.source_url)
     if local and shop.source_etag and shop.source_etag.startswith("sha256:") and (
-        local_file_validator(shop.source_url, config) == shop.source_etag
+        local_file_validator(shop.source_url, config, ctx.settings.source_file_root)
+        == shop.source_etag
     ):
         # A local file has no server to answer 304: the same bytes under the same mapping
         # would map to the same snapshot, so it is skipped the way a 304 is.
@@ -84,7 +87,7 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
         return TaskResult(note="unchanged source", counts=_counts(load.DeltaCounts()))
     with open_source(
         shop.source_url, settings=ctx.settings, etag=shop.source_etag,
-        last_modified=shop.source_last_modified, where=where,
+        last_modified=shop.source_last_modified, where=where, limits=limits,
     ) as source:
         if source.unchanged:
             log.info("collect.unchanged", source=describe(shop.source_url), etag=shop.source_etag)
@@ -100,8 +103,8 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
                                   + "\n".join(f"  - {p}" for p in problems))
 
         load.create_staging(conn)
-        records = module.records(source.stream, shop.format_options, where, check_header)
-        rows = _rows(records, compiled, shop.currency, ctx.rejects, module.POSITION, tally)
+        records = fmt.records(source.stream, shop.format_options, where, check_header, limits)
+        rows = _rows(records, compiled, shop.currency, ctx.rejects, fmt.position, tally)
         started = time.monotonic()
         staged = load.stage(conn, rows)
         bytes_read = source.bytes_read
@@ -115,7 +118,7 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
                    f"({shop.format_options.get('item_element', 'product')}) right?",
         }.get(shop.format, "is the export empty?")
         raise FatalError(f"{where}: found no products in the {shop.format} catalog: {hint}")
-    duplicates = load.reject_duplicates(conn, ctx.rejects, module.POSITION)
+    duplicates = load.reject_duplicates(conn, ctx.rejects, fmt.position)
     rejected = tally.rejected + duplicates
     share = float(shop.option("max_reject_share"))
     # With options expanded the share counts products (options), which is what is rejected.
@@ -183,6 +186,7 @@ def _rows(
                         excerpt=record.excerpt)
             continue
         fields: dict[str, Any] = {}
+        where = f"{label} {pos}"
         if variants is None:
             tally.candidates += 1
             try:
@@ -190,25 +194,50 @@ def _rows(
                 row = normalise(pos, fields, extra, currency=currency)
             except RejectedRecord as exc:
                 tally.rejected += 1
-                _reject(rejects, exc, f"{label} {pos}", fields.get("product_id"), record)
+                _reject(rejects, exc, where, fields.get("product_id"), record)
+                continue
+            except CatalogError:
+                raise
+            except Exception as exc:
+                tally.rejected += 1
+                _reject(rejects, _unprocessable(exc, where), where, fields.get("product_id"), record)
                 continue
             yield row
             continue
-        fields, extra = apply(record)
-        for option, variant, variant_extra in variants.expand(fields, extra, record):
+        try:
+            fields, extra = apply(record)
+            for option, variant, variant_extra in variants.expand(fields, extra, record):
+                tally.candidates += 1
+                where = f"{label} {pos}, option {option}" if option else f"{label} {pos}"
+                if isinstance(variant, RejectedRecord):
+                    tally.rejected += 1
+                    _reject(rejects, variant, where, fields.get("product_id"), record)
+                    continue
+                try:
+                    row = normalise(pos, variant, variant_extra, currency=currency, option=option)
+                except RejectedRecord as exc:
+                    tally.rejected += 1
+                    _reject(rejects, exc, where, variant.get("product_id"), record)
+                    continue
+                yield row
+        except CatalogError:
+            raise
+        except Exception as exc:
+            # The mapping or the expansion itself failed on this record: the record is the reject.
             tally.candidates += 1
-            where = f"{label} {pos}, option {option}" if option else f"{label} {pos}"
-            if isinstance(variant, RejectedRecord):
-                tally.rejected += 1
-                _reject(rejects, variant, where, fields.get("product_id"), record)
-                continue
-            try:
-                row = normalise(pos, variant, variant_extra, currency=currency, option=option)
-            except RejectedRecord as exc:
-                tally.rejected += 1
-                _reject(rejects, exc, where, variant.get("product_id"), record)
-                continue
-            yield row
+            tally.rejected += 1
+            _reject(rejects, _unprocessable(exc, where), where, fields.get("product_id"), record)
+
+
+def _unprocessable(exc: Exception, where: str) -> RejectedRecord:
+    """Whatever one record's shape makes the mapping, validation or an encoder raise (a
+    RecursionError from a value nested a thousand deep, an encoder's TypeError) is that record's
+    reject, never the shop's exit 1; the reject gate still stops a shop whose every record fails
+    this way."""
+    log.warning("collect.record_failed", position=where, error=type(exc).__name__)
+    return RejectedRecord(
+        f"the record could not be processed: {type(exc).__name__}: {_message(exc)}"
+    )
 
 
 def _reject(rejects: RejectRecorder, exc: RejectedRecord, where: str, product_id: Any,
@@ -220,15 +249,26 @@ def _reject(rejects: RejectRecorder, exc: RejectedRecord, where: str, product_id
     )
 
 
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)[:EXCERPT]
+    except Exception:
+        return "(no message)"
+
+
 def _excerpt(record: Any) -> str:
-    text = repr(record)
+    try:
+        text = repr(record)
+    except RecursionError:
+        return "(nested too deeply to show)"
     return text[:EXCERPT]
 
 
 def sniff(source: Source, fmt: str, where: str) -> None:
     """Refuse at once a body that cannot be the shop's format: empty, or an HTML page."""
     head = source.head()
-    shown = head[:120].decode("utf-8", "replace")
+    # A remote response may be quoted (it is what the shop's server said); a local file never is.
+    shown = "" if source.local else f"; it begins {head[:120].decode('utf-8', 'replace')!r}"
     body = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not body:
         size = (f"nothing once decompressed from {source.bytes_read} gzip bytes"
@@ -243,5 +283,5 @@ def sniff(source: Source, fmt: str, where: str) -> None:
         raise FatalError(
             f"{where}: the response is not {fmt}"
             + (" but an HTML page" if looks_html else "")
-            + f"; it begins {shown!r}: check the source URL and that the export succeeded"
+            + f"{shown}: check the source URL and that the export succeeded"
         )

@@ -10,6 +10,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from worker.common.errors import ConfigError
@@ -18,6 +19,8 @@ from worker.common.redact import redact
 TASKS = ("collect", "feed", "images")
 # Tasks outside the night's array jobs: one process, no shop (`catalog-submit migrate --on-batch`).
 MAINTENANCE_TASKS = ("migrate",)
+# The kernel's and devices' own files: never a catalog, whatever SOURCE_FILE_ROOT says.
+SYSTEM_DIRS = (Path("/proc"), Path("/sys"), Path("/dev"))
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -61,6 +64,9 @@ class Settings:
     # unreachable database (jittered back-off) before exiting 75.
     database_connect_timeout: float = 10.0
     database_connect_retry_s: float = 300.0
+    # The one folder local catalog files (file:// or a path) may be read from; None, the default,
+    # allows none: a shop's source is then http(s) or s3 only.
+    source_file_root: Path | None = None
 
     @classmethod
     def from_env(
@@ -161,6 +167,24 @@ class Settings:
                         "such as 127.0.0.0/8,::1/128"
                     )
 
+        source_file_root: Path | None = None
+        raw_root = get("SOURCE_FILE_ROOT")
+        if raw_root is not None:
+            root = Path(raw_root)
+            resolved = Path(os.path.realpath(root))
+            if not root.is_absolute():
+                problems.append(f"SOURCE_FILE_ROOT={raw_root!r} is not an absolute path: expected "
+                                "the folder local catalogs may be read from, e.g. /srv/catalogs")
+            elif not resolved.is_dir():
+                problems.append(f"SOURCE_FILE_ROOT={raw_root!r} is not an existing folder")
+            elif resolved == Path("/") or any(
+                resolved == d or resolved.is_relative_to(d) for d in SYSTEM_DIRS
+            ):
+                problems.append(f"SOURCE_FILE_ROOT={raw_root!r} would expose the system's own "
+                                "files: name a folder that holds only catalogs")
+            else:
+                source_file_root = resolved
+
         force_raw = (get("CATALOG_FORCE") or "0").lower()
         if force_raw not in ("0", "1", "true", "false", "yes", "no"):
             problems.append(f"CATALOG_FORCE={force_raw!r} is not a boolean: expected 1 or 0")
@@ -236,6 +260,7 @@ class Settings:
             images_commit_seconds=images_commit_seconds,
             database_connect_timeout=float(connect_timeout),
             database_connect_retry_s=float(connect_retry),
+            source_file_root=source_file_root,
         )
 
 

@@ -20,7 +20,6 @@ from worker.common.redact import redact
 
 # Matched with ``fullmatch`` (``is_shop_id``): "$" alone would also accept a trailing newline.
 SHOP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-FORMATS = ("json", "jsonl", "csv", "xml")
 
 
 def is_shop_id(value: object) -> bool:

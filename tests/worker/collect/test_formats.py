@@ -105,7 +105,8 @@ def test_json_reads_small_while_items_flow_and_grow_for_a_long_value() -> None:
     long_value = b'{"id": "long", "desc": "' + b"y" * (12 << 20) + b'"}'
     data = b"[" + items + b"," + long_value + b"," + items + b"]"
     stream = _ReadSizes(data)
-    records = list(json_format.records(stream, {}, "shop s, source test"))  # type: ignore[arg-type]
+    records = list(json_format.FORMAT.records(
+        stream, {"max_record_bytes": 16 << 20}, "shop s, source test"))  # type: ignore[arg-type]
     assert len(records) == 4001 and records[2000][1]["desc"] == "y" * (12 << 20)
     sizes = [s for s in stream.sizes if s]
     assert max(sizes) == json_format.BUF_SIZE  # the long value: reads doubled up to the cap
@@ -158,10 +159,14 @@ def test_the_last_line_without_a_newline_is_fine_when_complete() -> None:
     assert good(read("csv", b"id,t\na,1\nb,2")) == [{"id": "a", "t": "1"}, {"id": "b", "t": "2"}]
 
 
-def test_jsonl_line_past_the_limit_fails_the_file() -> None:
-    data = b'{"id": "a"}\n' + b'{"x": "' + b"y" * 5000 + b'"}\n'
-    with pytest.raises(FatalError, match=r"line 2 \(byte 12\) is longer than 2048 bytes"):
-        read("jsonl", data, max_line_bytes=2048)
+def test_jsonl_line_past_the_limit_is_rejected_and_the_next_line_read() -> None:
+    data = b'{"id": "a"}\n' + b'{"x": "' + b"y" * 5000 + b'"}\n{"id": "c"}\n'
+    records = read("jsonl", data, max_record_bytes=2048)
+    assert good(records) == [{"id": "a"}, {"id": "c"}]
+    [(position, reject)] = rejected(records)
+    assert position == 2
+    assert reject.reason == ("the line is longer than 2 KiB (format_options.max_record_bytes), "
+                             "from byte 12: skipped to the next line")
 
 
 # ---- CSV -----------------------------------------------------------------------------------
@@ -212,10 +217,23 @@ def test_csv_without_a_header_uses_fieldnames() -> None:
     assert good(records) == [{"id": "a", "price": "1"}, {"id": "b", "price": "2"}]
 
 
-def test_csv_field_of_ten_megabytes_is_read_whole() -> None:
+def test_csv_field_of_ten_megabytes_is_read_whole_under_a_raised_limit() -> None:
     big = "x" * (10 << 20)
-    records = read("csv", f"id,description\na,{big}\nb,small\n".encode())
+    records = read("csv", f"id,description\na,{big}\nb,small\n".encode(),
+                   max_record_bytes=16 << 20)
     assert [len(r["description"]) for r in good(records)] == [10 << 20, 5]
+
+
+def test_csv_row_past_the_limit_is_rejected_and_reading_resumes_at_the_next_line() -> None:
+    big = "x" * (5 << 20)
+    data = f'id,description\na,one\nb,{big}\nc,"two\nlines"\nd,{big}'.encode()
+    records = read("csv", data)
+    assert good(records) == [{"id": "a", "description": "one"},
+                             {"id": "c", "description": "two\nlines"}]
+    assert [(p, r.reason) for p, r in rejected(records)] == [
+        (3, "the row is longer than 4 MiB (format_options.max_record_bytes): skipped to line 4"),
+        (6, "the row is longer than 4 MiB (format_options.max_record_bytes): skipped to line 7"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -342,7 +360,7 @@ def test_xml_external_dtd_is_not_fetched(tmp_path: Path) -> None:
     [
         (b"<catalog><product><id>a</id></product><product><id>b", ["after item 1", "line 1"]),
         (b"<catalog><product><id>a</id></prodct></catalog>", ["mismatched tag"]),
-        (b"<html><body><p>Error 500<br></p></body></html>", ["mismatched tag", "begins"]),
+        (b"<html><body><p>Error 500<br></p></body></html>", ["mismatched tag", "after item 0"]),
     ],
 )
 def test_xml_malformed_file_fails_naming_the_position(data: bytes, words: list[str]) -> None:
@@ -365,18 +383,51 @@ def test_xml_malformed_file_fails_naming_the_position(data: bytes, words: list[s
         ("csv", {"delimiter": ",,"}, "one character"),
         ("csv", {"quoting": "all"}, "minimal or none"),
         ("xml", {"item_element": ""}, "element name"),
-        ("jsonl", {"max_line_bytes": 10}, "≥ 1024"),
+        ("jsonl", {"max_line_bytes": 10}, "not an option of jsonl"),
+        ("jsonl", {"max_record_bytes": 10}, "max_record_bytes=10 must be a whole number from 1024"),
+        ("json", {"max_depth": "64"}, "max_depth='64' must be a whole number"),
+        ("csv", {"max_total_bytes": True}, "max_total_bytes=True must be"),
     ],
 )
 def test_format_option_problems(fmt: str, options: dict[str, Any], message: str) -> None:
-    problems = formats.module_for(fmt).option_problems(options)
+    problems = formats.get_format(fmt).option_problems(options)
     assert any(message in p for p in problems), problems
 
 
 @pytest.mark.parametrize(
     ("fmt", "options"),
     [("json", {"item_path": "a.b.item"}), ("csv", {"encoding": "cp949", "delimiter": "tab"}),
-     ("xml", {"item_element": "g:item"}), ("jsonl", {})],
+     ("xml", {"item_element": "g:item", "max_text_chars": 4096}), ("jsonl", {}),
+     ("json", {"max_depth": 8, "max_record_bytes": 1 << 20, "max_inflate_ratio": 100})],
 )
 def test_good_format_options_have_no_problems(fmt: str, options: dict[str, Any]) -> None:
-    assert formats.module_for(fmt).option_problems(options) == []
+    assert formats.get_format(fmt).option_problems(options) == []
+
+
+# ---- the registry --------------------------------------------------------------------------
+
+
+def test_the_registry_is_the_one_list_of_formats() -> None:
+    found = formats.registry()
+    modules = {p.stem for p in Path(formats.__file__).parent.glob("*.py")} - {"__init__", "base"}
+    assert set(found) == modules  # adding a format is adding a module
+    for name, fmt in found.items():
+        assert isinstance(fmt, formats.Format) and fmt.name == name
+        assert fmt.position in ("item", "line")
+    with pytest.raises(ValueError, match="format 'yaml' is not known: expected one of csv, json, "
+                                         "jsonl, xml"):
+        formats.get_format("yaml")
+
+
+def test_the_shop_file_check_asks_the_registry() -> None:
+    from submitter.shopfile import parse_shop
+    from worker.common.errors import ConfigError
+
+    raw = {"id": "s", "source_url": "https://x.example/c", "currency": "KRW"}
+    for name in formats.registry():
+        assert parse_shop({**raw, "format": name}, "test").format == name
+    with pytest.raises(ConfigError, match="format 'yaml' is not known: expected one of "
+                                          + ", ".join(sorted(formats.registry()))):
+        parse_shop({**raw, "format": "yaml"}, "test")
+    with pytest.raises(ConfigError, match="max_depth=0 must be a whole number from 4"):
+        parse_shop({**raw, "format": "json", "format_options": {"max_depth": 0}}, "test")

@@ -219,7 +219,7 @@ def test_the_generators_mappings_are_valid(fmt: str) -> None:
 def test_format_options_are_checked_with_the_mapping() -> None:
     assert mapping_problems({}, "csv", {"encoding": "nope"}) != []
     assert mapping_problems({}, "yaml", {}) == [
-        "format 'yaml' is not known: expected one of json, jsonl, csv, xml"
+        "format 'yaml' is not known: expected one of csv, json, jsonl, xml"
     ]
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.worker.collect.http_server import Route, serve
 from worker.collect.sources import open_source
-from worker.common.errors import FatalError, TransientError
+from worker.common.errors import ConfigError, FatalError, TransientError
 from worker.common.settings import Settings
 
 CATALOG = b'[{"id": "a"}, {"id": "b"}]\n' * 200
@@ -22,6 +22,10 @@ def settings(**env: str) -> Settings:
 
 
 def read_all(url: str, **kw: object) -> tuple[bytes, int, bool]:
+    if "settings" not in kw and ("://" not in url or url.startswith("file://")):
+        # Local files are allowed from the folder they are in (the tests' tmp_path).
+        folder = Path(url.removeprefix("file://")).parent
+        kw.setdefault("settings", settings(SOURCE_FILE_ROOT=str(folder)))
     with open_source(url, settings=kw.pop("settings", settings()), **kw) as source:  # type: ignore[arg-type]
         data = source.stream.read()
         return data, source.bytes_read, source.compressed
@@ -57,7 +61,7 @@ def test_concatenated_gzip_members_are_one_stream(tmp_path: Path) -> None:
 def test_gzip_bomb_is_inflated_in_bounded_steps(tmp_path: Path) -> None:
     path = tmp_path / "bomb"
     path.write_bytes(gzip.compress(b"\0" * (64 << 20)))  # 64 MiB of zeros in ~64 KB
-    with open_source(str(path), settings=settings()) as source:
+    with open_source(str(path), settings=settings(SOURCE_FILE_ROOT=str(tmp_path))) as source:
         assert len(source.stream.read(4096)) == 4096
         assert source.bytes_read < 1 << 20
 
@@ -153,3 +157,69 @@ def test_address_guard_refuses_loopback_unless_allowed() -> None:
     with serve({"/c": Route(CATALOG)}) as srv, pytest.raises(FatalError) as caught:
         read_all(srv.url("/c"), settings=settings())
     assert "127.0.0.1" in str(caught.value) and srv.requests == []
+
+
+# ---- which local files ---------------------------------------------------------------------
+
+
+def test_local_files_need_the_deployment_to_name_their_folder(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_bytes(CATALOG)
+    with pytest.raises(FatalError, match=r"SOURCE_FILE_ROOT is not set\): a shop's source_url "
+                                         r"must be https://, http:// or s3://") as caught:
+        read_all(str(path), settings=settings(), where="shop s, source c.json")
+    assert str(caught.value).startswith("shop s, source c.json: ")
+
+
+def test_a_relative_path_is_read_from_the_root_and_may_not_climb_out(tmp_path: Path) -> None:
+    root = tmp_path / "catalogs"
+    (root / "shop").mkdir(parents=True)
+    (root / "shop" / "c.json").write_bytes(CATALOG)
+    (tmp_path / "outside.json").write_bytes(b"SECRET-OUTSIDE")
+    allowed = settings(SOURCE_FILE_ROOT=str(root))
+    assert read_all("shop/c.json", settings=allowed)[0] == CATALOG
+    for escape in ("../outside.json", str(tmp_path / "outside.json"),
+                   f"file://{tmp_path}/catalogs/../outside.json"):
+        with pytest.raises(FatalError, match="must be a file inside SOURCE_FILE_ROOT") as caught:
+            read_all(escape, settings=allowed)
+        assert "SECRET-OUTSIDE" not in str(caught.value)
+
+
+def test_a_symlink_out_of_the_root_is_refused_one_inside_is_read(tmp_path: Path) -> None:
+    root = tmp_path / "catalogs"
+    root.mkdir()
+    (root / "real.json").write_bytes(CATALOG)
+    (root / "inside.json").symlink_to(root / "real.json")
+    (root / "environ").symlink_to("/proc/self/environ")
+    (root / "passwd").symlink_to("/etc/passwd")
+    (root / "sub").symlink_to("/etc", target_is_directory=True)
+    allowed = settings(SOURCE_FILE_ROOT=str(root))
+    assert read_all(str(root / "inside.json"), settings=allowed)[0] == CATALOG
+    with pytest.raises(FatalError, match="never be under /proc, /sys or /dev"):
+        read_all(str(root / "environ"), settings=allowed)
+    for name in ("passwd", "sub/passwd"):
+        with pytest.raises(FatalError, match="resolves outside it"):
+            read_all(str(root / name), settings=allowed)
+
+
+def test_a_pipe_or_device_in_the_root_is_not_a_catalog(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(FatalError, match="not a regular file"):
+        read_all(str(tmp_path / "fifo"), settings=settings(SOURCE_FILE_ROOT=str(tmp_path)))
+
+
+def test_only_https_http_and_s3_are_remote_sources() -> None:
+    for url in ("ftp://example.com/c.json", "gopher://example.com/", "sftp://h/c.csv"):
+        with pytest.raises(FatalError, match="use https, http or s3"):
+            read_all(url, settings=settings())
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("catalogs", "is not an absolute path"), ("/nonexistent/catalogs", "not an existing folder"),
+     ("/", "would expose the system's own files"), ("/proc", "would expose"),
+     ("/dev/shm", "would expose")],
+)
+def test_source_file_root_is_validated_at_start(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"SOURCE_FILE_ROOT='{value}' .*{message}"):
+        settings(SOURCE_FILE_ROOT=value)

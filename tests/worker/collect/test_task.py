@@ -415,13 +415,21 @@ def test_a_body_that_is_not_the_format_fails_quoting_its_first_bytes(
     conn: psycopg.Connection, run_collect: Any, tmp_path: Path, body: bytes, fmt: str,
     message: str,
 ) -> None:
+    # A remote response is quoted: it is what the shop's server said.
+    with serve({"/c": Route(body)}) as srv:
+        register(conn, fmt, srv.url("/c"))
+        with pytest.raises(FatalError) as caught:
+            run_collect()
+    assert message in str(caught.value)
+    assert f"shop synthetic, source {srv.url('/c')}" in str(caught.value)
+    # A local file never is: a message must not carry the worker's own files anywhere.
     path = tmp_path / "c"
     path.write_bytes(body)
     register(conn, fmt, path)
     with pytest.raises(FatalError) as caught:
         run_collect()
-    assert message in str(caught.value)
-    assert f"shop synthetic, source {path}" in str(caught.value)
+    assert message.split("; it begins")[0] in str(caught.value)
+    assert "it begins" not in str(caught.value)
 
 
 def test_a_second_attempt_waits_for_the_lock_then_exits_75(

@@ -1,35 +1,48 @@
-"""Source formats: each module turns a binary stream into a generator of raw records.
+"""The format registry: every module of this package that defines ``FORMAT`` is a source format.
 
-A format module offers ``POSITION`` (what its positions count: "item" or "line"),
-``option_problems(options) -> list[str]`` and ``records(stream, options, where, on_header=None)``,
-a generator of ``(position, record)``: ``position`` is the record's line or item number (1-based);
-``record`` is a dict, or a ``RejectedRecord`` for a row that
-cannot be read (the task rejects it and goes on). A file that cannot be read at all raises
-``FatalError`` naming the source and the position.
+Adding a format is adding a module here (a ``Format`` subclass and its instance, see ``base``):
+nothing else names the formats. The shop-file check and collect both ask ``registry()``.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
-from collections.abc import Callable, Iterator, Mapping
-from types import ModuleType
+import pkgutil
+from collections.abc import Iterator, Mapping
+from functools import cache
 from typing import Any
 
-from worker.common.errors import RejectedRecord
+from worker.collect.formats.base import Format, HeaderHook, Record
+from worker.collect.limits import Limits
 
-Record = tuple[int, "dict[str, Any] | RejectedRecord"]
-HeaderHook = Callable[[list[str]], None]
-BOM = b"\xef\xbb\xbf"
+__all__ = ["Format", "HeaderHook", "Record", "get_format", "records", "registry"]
 
 
-def module_for(fmt: str) -> ModuleType:
-    """The format's module (json, jsonl, csv or xml)."""
-    from worker.collect.formats import csv, json, jsonl, xml
+@cache
+def registry() -> dict[str, Format]:
+    """name → format, discovered once from this package's modules."""
+    found: dict[str, Format] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        fmt = getattr(module, "FORMAT", None)
+        if fmt is None:
+            continue
+        if fmt.name in found:
+            raise RuntimeError(f"two format modules register the name {fmt.name!r}")
+        found[fmt.name] = fmt
+    return found
 
-    modules = {"json": json, "jsonl": jsonl, "csv": csv, "xml": xml}
-    if fmt not in modules:
-        raise ValueError(f"format {fmt!r} is not known: expected one of {', '.join(modules)}")
-    return modules[fmt]
+
+def get_format(name: str) -> Format:
+    """The named format; ``ValueError`` naming the known ones when there is no such module."""
+    try:
+        return registry()[name]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(registry()))
+        raise ValueError(f"format {name!r} is not known: expected one of {known}") from None
 
 
 def records(
@@ -38,34 +51,7 @@ def records(
     options: Mapping[str, Any],
     where: str,
     on_header: HeaderHook | None = None,
+    limits: Limits | None = None,
 ) -> Iterator[Record]:
     """The raw records of ``stream`` in format ``fmt``."""
-    module = module_for(fmt)
-    result: Iterator[Record] = module.records(stream, options, where, on_header)
-    return result
-
-
-def skip_bom(stream: io.BufferedReader) -> None:
-    """Consume a UTF-8 byte-order mark at the start of the stream, if there is one."""
-    if stream.peek(3)[:3] == BOM:
-        stream.read(3)
-
-
-def excerpt(data: bytes | str, limit: int = 200) -> str:
-    """A short, printable excerpt of raw input for a reject or an error message."""
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    text = text[:limit]
-    return text.translate(_SHOW_CONTROLS)
-
-
-_SHOW_CONTROLS = {c: f"\\x{c:02x}" for c in range(32) if c not in (9,)}
-_SHOW_CONTROLS[10] = "\\n"
-_SHOW_CONTROLS[13] = "\\r"
-
-
-def unknown_options(options: Mapping[str, Any], known: tuple[str, ...], fmt: str) -> list[str]:
-    return [
-        f"format_options.{key} is not an option of {fmt}: expected one of {', '.join(known)}"
-        for key in options
-        if key not in known
-    ]
+    return get_format(fmt).records(stream, options, where, on_header, limits)
