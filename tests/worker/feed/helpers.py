@@ -5,13 +5,18 @@ from __future__ import annotations
 import gzip
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from worker.feed.channels import get_channel
+from worker.feed.channels.base import ChannelOptions
 from worker.feed.task import Build, build_feeds
+
+# The build time of the tests' feeds: dates in the catalogs are relative to it.
+NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -28,11 +33,12 @@ class ListRejects:
 
 
 def build(
-    conn: psycopg.Connection, shop_id: str, names: Sequence[str], folder: Path, **kwargs: Any
+    conn: psycopg.Connection, shop_id: str, names: Sequence[str], folder: Path,
+    options: ChannelOptions | None = None, **kwargs: Any,
 ) -> tuple[Build, ListRejects]:
     rejects = ListRejects()
     folder.mkdir(parents=True, exist_ok=True)
-    channels = [get_channel(n) for n in names]
+    channels = [get_channel(n, options=options or ChannelOptions(now=NOW)) for n in names]
     return build_feeds(conn, shop_id, channels, folder, rejects=rejects, **kwargs), rejects
 
 
