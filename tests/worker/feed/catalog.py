@@ -19,7 +19,9 @@ COLUMNS = (
     "additional_image_links", "price", "sale_price", "currency", "availability",
     "availability_date", "condition", "brand", "gtin", "mpn", "item_group_id", "product_type",
     "google_product_category", "naver_category", "shipping_cost", "image_url", "image_fitness",
-    "additional_image_urls", "first_seen_at", "changed_at", "gone_at",
+    "additional_image_urls", "first_seen_at", "changed_at", "gone_at", "color", "size", "gender",
+    "age_group", "material", "pattern", "size_system", "size_type", "sale_price_start",
+    "sale_price_end",
 )
 
 
@@ -53,6 +55,9 @@ def product(product_id: str, **overrides: Any) -> dict[str, Any]:
         "first_seen_at": T0,
         "changed_at": T0,
         "gone_at": None,
+        "color": None, "size": None, "gender": None, "age_group": None, "material": None,
+        "pattern": None, "size_system": None, "size_type": None, "sale_price_start": None,
+        "sale_price_end": None,
     }
     unknown = set(overrides) - set(row)
     if unknown:
