@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +211,82 @@ def test_a_process_killed_mid_feed_leaves_the_previous_feed_and_manifest(
     # A later attempt finishes the job (the gate sees growth, not a drop).
     assert run_feed(settings_env) == EXIT_OK
     assert manifest(root, "google")["rows"] == 60_005
+
+
+def test_a_channel_that_excluded_every_item_is_not_published_the_others_are(
+    conn: psycopg.Connection, settings_env: dict[str, str]
+) -> None:
+    make_shop(conn, id="shop-a", channels=["google", "naver"])
+    insert_products(conn, "shop-a", [product(f"P{i}") for i in range(3)])
+    assert run_feed(settings_env) == EXIT_OK
+    root = Path(settings_env["OUTPUT_URL"])
+    naver_before = (manifest(root, "naver"), (root / "feeds/shop-a/naver.tsv").read_bytes())
+    # Every product now in dollars: Naver takes KRW only, so it would publish an empty EP.
+    conn.execute("UPDATE products SET currency = 'USD'")
+    conn.commit()
+    assert run_feed(settings_env) == EXIT_OK
+    assert (manifest(root, "naver"), (root / "feeds/shop-a/naver.tsv").read_bytes()) == naver_before
+    assert manifest(root, "google")["rows"] == 3 and "USD" in str(
+        gzip.decompress((root / "feeds/shop-a/google.xml.gz").read_bytes()))
+    status, code, *_, counts, error = last_task_run(conn)
+    assert (status, code, error) == ("succeeded", 0, None)
+    failed = counts["failed_channels"]["naver"]
+    assert failed["rejected"] == {"price is in USD, Naver takes KRW only": 3}
+    assert "every one of the shop's 3 live products was excluded" in failed["problem"]
+    assert "naver" not in counts["channels"]
+
+
+def test_no_channel_publishable_exits_65_naming_the_top_reasons_and_keeps_the_feeds(
+    conn: psycopg.Connection, settings_env: dict[str, str]
+) -> None:
+    make_shop(conn, id="shop-a", channels=["google", "meta"])
+    insert_products(conn, "shop-a", [product(f"P{i}") for i in range(4)])
+    assert run_feed(settings_env) == EXIT_OK
+    root = Path(settings_env["OUTPUT_URL"])
+    folder = root / "feeds" / "shop-a"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    # A broken mapping: every link points at the shop's private network.
+    conn.execute("UPDATE products SET link = 'http://10.0.0.7/p/' || product_id")
+    conn.commit()
+    assert run_feed(settings_env) == EXIT_DATAERR
+    status, code, *_, error = last_task_run(conn)
+    assert (status, code) == ("failed", 65)
+    assert "no channel could be published" in error and "google:" in error and "meta:" in error
+    assert "link host 10.0.0.7 is a private address" in error
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    # Each excluded item is on record, with its channel, field and reason.
+    rows = conn.execute(
+        "SELECT channel, product_id, field, outcome FROM rejects WHERE task = 'feed'"
+        " ORDER BY channel, product_id"
+    ).fetchall()
+    assert rows == [(c, f"P{i}", "link", "excluded") for c in ("google", "meta") for i in range(4)]
+
+
+def test_the_summary_counts_excluded_items_and_dropped_attributes_by_reason(
+    conn: psycopg.Connection, settings_env: dict[str, str]
+) -> None:
+    make_shop(conn, id="shop-a", channels=["google", "naver"])
+    insert_products(conn, "shop-a", [
+        product("P1", gtin="4006381333932"),  # wrong check digit: dropped everywhere
+        product("P2", naver_category="12"),  # Naver: dropped
+        product("P3", price=Decimal("0")),  # excluded everywhere
+        product("P4"),
+    ])
+    assert run_feed(settings_env, RUN_ID="") == EXIT_OK
+    *_, counts, _ = last_task_run(conn)
+    assert counts["channels"]["google"]["dropped"] == {"gtin check digit is wrong": 1}
+    assert counts["channels"]["naver"]["dropped"] == {
+        "gtin check digit is wrong": 1, "naver_category is not an 8-digit Naver category id": 1,
+    }
+    assert counts["channels"]["naver"]["rejected"] == {"price is zero": 1}
+    assert counts["dropped_by_channel"]["naver"]["gtin check digit is wrong"] == 1
+    assert counts["rejected_by_channel"]["google"] == {"price is zero": 1}
+    recorded = conn.execute(
+        "SELECT channel, product_id, field, outcome, reason FROM rejects WHERE task = 'feed'"
+        " ORDER BY channel, outcome, product_id"
+    ).fetchall()
+    assert [r[:4] for r in recorded] == [
+        ("google", "P1", "gtin", "dropped"), ("google", "P3", "price", "excluded"),
+        ("naver", "P1", "gtin", "dropped"), ("naver", "P2", "naver_category", "dropped"),
+        ("naver", "P3", "price", "excluded"),
+    ]
