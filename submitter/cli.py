@@ -29,7 +29,7 @@ from submitter.local import (
 )
 from submitter.plan import Plan, plan_retry, plan_run
 from submitter.shopfile import read_shop_file
-from submitter.status import format_status, run_status, shop_rows
+from submitter.status import feed_reasons, format_reasons, format_status, run_status, shop_rows
 from submitter.submit import submit_plan
 from worker.common import db
 from worker.common.errors import EXIT_DATAERR, EXIT_OK, CatalogError, ConfigError, exit_code_for
@@ -203,6 +203,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             error = (row["error"] or "").splitlines()[0][:80] if row["error"] else ""
             print(f"  {row['index']:>6} {row['shop_id']:<24} {row['collect']:<10} "
                   f"{row['feed']:<10} {row['images']:<10} {error}")
+        if args.reasons:
+            print("feed: top reasons per shop and channel (excluded items, dropped attributes)")
+            print(format_reasons(feed_reasons(conn, args.run_id, shop_id=args.shop, top=args.top)))
     return state.exit_code
 
 
@@ -324,6 +327,10 @@ def add_night_commands(sub: Any) -> None:
     p.add_argument("run_id")
     p.add_argument("--batch", action="store_true", help="also ask AWS Batch (describe_jobs)")
     p.add_argument("--all", action="store_true", help="list every shop, not only the unfinished")
+    p.add_argument("--reasons", action="store_true",
+                   help="the feed's top reasons per shop and channel: items excluded, attributes dropped")
+    p.add_argument("--shop", help="with --reasons: this shop only")
+    p.add_argument("--top", type=int, default=5, help="with --reasons: reasons per channel (5)")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("retry", help="resubmit a run's failed shops as a new small run")
     p.add_argument("run_id")

@@ -3,6 +3,8 @@
 The database knows what each worker reported; Batch also knows the children that never reported
 (a dependency failed, the container never started, the host was reclaimed). ``status`` merges both;
 its exit code is for scripts: 0 every shop's every task succeeded, 2 something failed, 3 running.
+``feed_reasons`` is the feed's per-item diagnostics for a run: per shop and channel, the top
+reasons items were excluded and attributes dropped (``status RUN --reasons``).
 """
 
 from __future__ import annotations
@@ -149,4 +151,54 @@ def format_status(status: RunStatus) -> str:
         summary = ", ".join(f"{k.lower()} {v}" for k, v in sorted(job.summary.items()) if v)
         lines.append(f"  batch {job.key:<10} {job.status:<10} {job.job_id}"
                      + (f"  ({summary})" if summary else ""))
+    return "\n".join(lines)
+
+
+def feed_reasons(
+    conn: psycopg.Connection, run_id: str, *, shop_id: str | None = None, top: int = 5
+) -> list[dict[str, Any]]:
+    """The top ``top`` reasons per shop, channel and outcome (excluded / dropped) of each shop's
+    latest feed attempt in the run, most frequent first (small by construction: a few per channel).
+    """
+    rows = conn.execute(
+        """
+        WITH latest AS (
+            SELECT DISTINCT ON (shop_id) id, shop_id FROM task_runs
+            WHERE run_id = %(run)s AND task = 'feed'
+              AND (%(shop)s::text IS NULL OR shop_id = %(shop)s)
+            ORDER BY shop_id, started_at DESC, id DESC
+        ), counted AS (
+            SELECT r.shop_id, r.channel, r.outcome, r.reason, count(*) AS n,
+                   row_number() OVER (PARTITION BY r.shop_id, r.channel, r.outcome
+                                      ORDER BY count(*) DESC, r.reason) AS rank
+            FROM rejects r JOIN latest l ON r.task_run_id = l.id
+            GROUP BY r.shop_id, r.channel, r.outcome, r.reason
+        )
+        SELECT shop_id, channel, outcome, reason, n FROM counted WHERE rank <= %(top)s
+        ORDER BY shop_id, channel, outcome DESC, n DESC, reason
+        """,
+        {"run": run_id, "shop": shop_id, "top": top},
+    ).fetchall()
+    if not conn.autocommit:
+        conn.commit()
+    return [
+        {"shop_id": r[0], "channel": r[1], "outcome": r[2], "reason": r[3], "count": r[4]}
+        for r in rows
+    ]
+
+
+def format_reasons(rows: list[dict[str, Any]]) -> str:
+    """The reasons as an indented list: shop, then channel, then outcome and its reasons."""
+    if not rows:
+        return "  no item was excluded and no attribute dropped"
+    lines: list[str] = []
+    shop = channel = None
+    for row in rows:
+        if row["shop_id"] != shop:
+            shop, channel = row["shop_id"], None
+            lines.append(f"  {shop}")
+        if row["channel"] != channel:
+            channel = row["channel"]
+            lines.append(f"    {channel}")
+        lines.append(f"      {row['outcome']:<8} {row['count']:>7}  {row['reason']}")
     return "\n".join(lines)
