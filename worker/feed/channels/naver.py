@@ -85,14 +85,18 @@ def naver_values(ch: Channel, p: FeedProduct) -> list[str]:
         raise RejectedRecord(
             f"price is in {p.currency}, Naver takes KRW only", field="price", excerpt=p.price
         )
-    # KRW has no decimals, so the database formatted a whole number.
+    # KRW has no decimals, so the database formatted a whole number; checked all the same.
     if not is_positive_amount(p.price):
         raise RejectedRecord("price is zero", field="price", excerpt=p.price)
+    if whole_number(p.price) is None:
+        raise RejectedRecord("price is not a whole number of KRW", field="price", excerpt=p.price)
     values[PRICE_PC] = p.price
     sale = p.sale_price
     if sale:
         if not (is_positive_amount(sale) and less_than(sale, p.price)):
             ch.drop("sale_price", "sale_price is not lower than price", sale)
+        elif whole_number(sale) is None:
+            ch.drop("sale_price", "sale_price is not a whole number of KRW", sale)
         elif not window_open(p.sale_price_start, p.sale_price_end, ch.options.now_iso):
             ch.drop("sale_price", "sale window not open when the feed was built",
                     f"{p.sale_price_start or ''}/{p.sale_price_end or ''}")
