@@ -61,14 +61,22 @@ def one_line(text: str) -> str:
 
 
 def strip_html(text: str) -> str:
-    """Plain text from HTML: tags and comments out, script/style bodies out, entities decoded."""
-    if "<" in text:
-        if _SCRIPT_OR_STYLE.search(text):
-            text = _DROP_ELEMENTS.sub(" ", text)
-        text = _TAG.sub(" ", text)
-    if "&" in text:
-        text = html.unescape(text)
-    return text
+    """Plain text from HTML: tags and comments out, script/style bodies out, entities decoded.
+
+    Repeated until nothing changes: an encoded tag (``&lt;b&gt;``) or a twice-encoded entity
+    (``&amp;eacute;``) decodes into markup again, and Meta takes descriptions without HTML tags
+    or entities. Every change shortens the text, so this ends.
+    """
+    while True:
+        before = text
+        if "<" in text:
+            if _SCRIPT_OR_STYLE.search(text):
+                text = _DROP_ELEMENTS.sub(" ", text)
+            text = _TAG.sub(" ", text)
+        if "&" in text:
+            text = html.unescape(text)
+        if text == before:
+            return text
 
 
 # A character clean_text would remove or replace: what XML forbids, DEL, C1, and every whitespace
@@ -94,8 +102,13 @@ def clean_text(text: str | None, *, html: bool = False) -> str:
     if not text:
         return ""
     if html:
-        # HTML first: a decoded entity (&#1;) may itself be a character the next step removes.
-        text = strip_html(text)
+        # Until nothing changes: a decoded entity (&#1;) may be a character XML forbids, and
+        # removing one may join an entity again ("&am\x01p;"). Both steps only shorten the text.
+        while True:
+            stripped = strip_forbidden(strip_html(text))
+            if stripped == text:
+                break
+            text = stripped
     if is_clean(text):
         return text
     return one_line(strip_forbidden(text))

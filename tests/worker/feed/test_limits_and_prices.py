@@ -179,3 +179,11 @@ def test_every_channel_reads_back_a_value_starting_with_a_quote(name: str) -> No
     title = '"Quoted" title, with comma'
     out = publish(name, item(title=title, brand='"Brand"'))
     assert out.values is not None and out.values["title"] == title
+
+
+def test_the_summary_takes_down_only_ids_naver_could_have_listed() -> None:
+    gone = publish("naver_summary", item(product_id="A-1", change="D"))
+    assert gone.values is not None and gone.values["class"] == "D" and gone.values["id"] == "A-1"
+    for pid in ("상품-1", "i" * 51):
+        out = publish("naver_summary", item(product_id=pid, change="D"))
+        assert out.excluded and out.reason is None  # left out by policy, nothing to record

@@ -4,6 +4,7 @@ with a real XML parser or the csv module, and every field is checked against the
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -26,6 +27,7 @@ PRICE = re.compile(r"[0-9]+(\.[0-9]+)? [A-Z]{3}\Z")
 ISO = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
 INTERVAL = re.compile(ISO + "/" + ISO + r"\Z")
 NAVER_ID = re.compile(r"[A-Za-z0-9_-]{1,50}\Z")
+TAG = re.compile(r"<[A-Za-z/!][^>]*>")
 FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 text = st.text(alphabet=st.characters(codec="utf-8"), max_size=120)
@@ -60,7 +62,11 @@ paths = st.text(alphabet=st.characters(codec="utf-8"), max_size=80)
 GOOD: dict[str, st.SearchStrategy[Any]] = {
     "product_id": st.from_regex(r"[A-Za-z0-9_-]{1,50}", fullmatch=True),
     "title": st.builds(lambda t: "Item " + t, long_text),
-    "description": st.builds(lambda t: "About " + t, long_text),
+    "description": st.builds(lambda t: "About " + t, st.one_of(
+        long_text, st.text(alphabet="<>&;#amplt gbr/!-", max_size=80),
+        st.sampled_from(["&amp;lt;b&amp;gt;x", "&lt;p&gt;hi&lt;/p&gt;", "&amp;amp;amp;eacute;",
+                         "<scr<script>x</script>ipt>", "&#38;#60;b&#38;#62;",
+                         "&am&#1;p;lt;b&am\x01p;gt;", "&amp\t;x"]))),
     "link": st.builds(lambda t: "https://shop.example/p/" + t, paths),
     "image_link": st.builds(lambda t: "https://상점.example/이미지/" + t, paths),
     "price": st.sampled_from(["12900", "15000"]),
@@ -134,8 +140,14 @@ def check_text(values: dict[str, Any]) -> None:
                 assert not FORBIDDEN.search(v) and "\t" not in v and "\n" not in v, v
 
 
+def plain(description: str) -> bool:
+    """No HTML tag and nothing an HTML reader would decode as an entity (Meta's description)."""
+    return not TAG.search(description) and html.unescape(description) == description
+
+
 def check_google(v: dict[str, Any]) -> None:
     check_text(v)
+    assert plain(v["description"]), v["description"]
     assert 1 <= len(v["id"]) <= 50 and 1 <= len(v["title"]) <= 150
     assert 1 <= len(v["description"]) <= 5000
     check_url(v["link"], 2000)
@@ -197,7 +209,7 @@ def test_meta_values_always_follow_metas_rules(p: FeedProduct) -> None:
     v = out.values
     check_text(v)
     assert 1 <= len(v["id"]) <= 100 and 1 <= len(v["title"]) <= 200
-    assert 1 <= len(v["description"]) <= 9999
+    assert 1 <= len(v["description"]) <= 9999 and plain(v["description"])
     check_url(v["link"], 2000)
     check_url(v["image_link"], 2000, comma=False)
     for url in v.get("additional_image_link", "").split(",") if v.get("additional_image_link") else []:

@@ -70,6 +70,12 @@ def test_html_is_stripped_with_entities_decoded() -> None:
     assert one(strip_html("1 < 2 and 3 > 2")) == "1 < 2 and 3 > 2"
 
 
+def test_encoded_markup_and_entities_are_decoded_until_none_is_left() -> None:
+    assert clean_text("&lt;b&gt;bold&lt;/b&gt; &amp;eacute;t&amp;eacute;", html=True) == "bold été"
+    assert clean_text("AT&amp;amp;amp;T", html=True) == "AT&T"
+    assert clean_text("&am&#1;p;lt;b&am\x01p;gt;x", html=True) == "x"
+
+
 def test_titles_are_text_not_html() -> None:
     assert clean_text("Tom & Jerry <Deluxe>") == "Tom & Jerry <Deluxe>"
 

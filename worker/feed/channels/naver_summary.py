@@ -9,8 +9,10 @@ a product down, and a gone product's other values may no longer pass the rules.
 
 from __future__ import annotations
 
-from worker.feed.channels.naver import FIELDS, SOLD_OUT, NaverChannel, naver_values
+from worker.common.errors import RejectedRecord
+from worker.feed.channels.naver import FIELDS, ID_LIMIT, SOLD_OUT, NaverChannel, naver_values
 from worker.feed.product import FeedProduct
+from worker.feed.rules import check_id
 
 SUMMARY_FIELDS = (*FIELDS, "class", "update_time")
 _TAIL_EMPTY = "\t" * (len(FIELDS) - 1)
@@ -29,7 +31,10 @@ class NaverSummaryChannel(NaverChannel):
             return None
         update_time = p.update_time or ""
         if p.change == "D" or p.availability in SOLD_OUT:
-            pid = p.product_id.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+            try:
+                pid = check_id(p.product_id, ID_LIMIT, ascii_only=True)
+            except RejectedRecord:
+                return None  # an id Naver's rules refuse was never listed: nothing to take down
             return f"{pid}{_TAIL_EMPTY}\tD\t{update_time}\n"
         values = naver_values(self, p)
         return "\t".join(values) + f"\t{p.change}\t{update_time}\n"
