@@ -13,9 +13,12 @@ Sources of the channel-independent rules:
   https://support.google.com/merchants/answer/6324350 (image_link).
 - XML 1.0 characters: https://www.w3.org/TR/xml/#charsets.
 - GS1 check digit and GTIN lengths 8/12/13/14: https://www.gs1.org/services/how-calculate-check-digit-manually,
-  https://support.google.com/merchants/answer/6324461 (gtin); restricted-circulation (02, 04, 2)
-  and coupon (05, 98, 99) prefixes: https://support.google.com/merchants/answer/7000684 and the GS1
-  General Specifications (prefixes 020–029, 040–049, 200–299 restricted; 05, 981–984, 99 coupons):
+  https://support.google.com/merchants/answer/6324461 (gtin); restricted-circulation prefixes 02,
+  04, 2 (the first digit of a GTIN-14 is no part of a prefix):
+  https://support.google.com/merchants/answer/6286293 and 7000684; coupon prefixes 05, 981–984,
+  99: https://support.google.com/merchants/answer/6286302 (we refuse all of 98, as the issue's
+  rule book says: 980 and 985–989 are GS1 "refund receipts" and coupon ranges too); GS1 General
+  Specifications (RCN-8 prefixes 0 and 2):
   https://www.gs1.org/standards/barcodes-epcrfid-id-keys/gs1-general-specifications.
 - ISO 8601 dates and intervals: https://support.google.com/merchants/answer/6324460.
 """
@@ -379,8 +382,15 @@ def gtin13_form(gtin: str) -> str:
 
 
 def restricted_gtin(gtin: str) -> bool:
-    """Whether a valid GTIN-12/13/14 carries a restricted-circulation or coupon prefix."""
-    return len(gtin) != 8 and _RESTRICTED_13.match(gtin13_form(gtin)) is not None
+    """Whether a valid GTIN carries a restricted-circulation or coupon prefix (Google refuses it).
+
+    GTIN-12/13/14 by their GTIN-13 form ("the first digit of a 14-digit GTIN is not considered a
+    part of a prefix", answer/6286293). A GTIN-8 starting with 0 or 2 is a GS1 restricted
+    circulation number (RCN-8), and one starting 98/99 a coupon, as the GTIN-13 rule reads them.
+    """
+    if len(gtin) == 8:
+        return gtin[0] in "02" or gtin[:2] in ("98", "99")
+    return _RESTRICTED_13.match(gtin13_form(gtin)) is not None
 
 
 def gtin13_or_8(gtin: str) -> tuple[str, str | None]:

@@ -50,6 +50,8 @@ def test_gtin_normalisation_keeps_valid_codes_and_names_what_is_wrong() -> None:
         (gtin("10000000001"), False),
         (gtin("1020000000001"), True),  # GTIN-14: the GTIN-13 behind the indicator
         (gtin("1880123456789"), False),
+        (gtin("9638507"), False), (gtin("0123456"), True), (gtin("2123456"), True),  # GTIN-8
+        (gtin("9812345"), True), (gtin("5012345"), False),
     ],
 )
 def test_restricted_circulation_and_coupon_prefixes(code: str, restricted: bool) -> None:

@@ -11,14 +11,16 @@ Google's own pages (support.google.com/merchants/answer/…), the rule each one 
   sale_price_effective_date an ISO 8601 interval ``start/end``: 6324460
 - availability in_stock / out_of_stock / preorder / backorder: 6324448; availability_date ISO
   8601, required for preorder and backorder, at most one year ahead: 6324470
-- gtin 8/12/13/14 digits with a valid check digit: 6324461; restricted-circulation and coupon
-  prefixes refused as "restricted GTIN": 7000684; identifier_exists: 6324478; brand: 6324351;
-  mpn ≤ 70: 6324482
+- gtin 8/12/13/14 digits with a valid check digit: 6324461; restricted-circulation prefixes
+  (02, 04, 2; a GTIN-14's first digit is no part of the prefix) refused: 6286293 and 7000684;
+  coupon prefixes (05, 981–984, 99) refused: 6286302; identifier_exists: 6324478; brand ≤ 70:
+  6324351; mpn ≤ 70: 6324482
 - item_group_id ≤ 50: 6324507; color ≤ 100: 6324487; size ≤ 100: 6324492; gender male / female /
   unisex: 6324479; age_group newborn / infant / toddler / kids / adult: 6324463; material ≤ 200:
   6324410; pattern ≤ 100: 6324483; size_system: 6324502; size_type: 6324497; apparel needs
   color, size, gender and age_group: 6324507 and those pages
-- shipping (country, price in the feed's currency): 6324484; product_type ≤ 750: 6324406
+- shipping (country, price in the feed's currency; in the text format
+  ``country:region:service:price``, every colon kept): 6324484; product_type ≤ 750: 6324406
 - the text (tab-separated) format: 160567, values quoted as in ``google_tsv``
 The file's 4 GB limit (answer/14991445) is far above what a shop sends.
 

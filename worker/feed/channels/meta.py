@@ -13,7 +13,7 @@ Meta's pages, the rule each one gives:
   pattern and each item carries the attribute that differs; item_group_id never equals an id:
   https://developers.facebook.com/docs/marketing-api/catalog/guides/product-variants
 - the CSV format (quote fields holding whitespace or commas, ``"`` doubled; a line ≤ 5,242,880
-  bytes): https://www.facebook.com/business/help/120325381656392
+  bytes): https://developers.facebook.com/docs/marketing-api/catalog/reference
 - images ≥ 500 × 500: https://www.facebook.com/business/help/686259348512056
 URLs follow the shared rules (worker/feed/rules.py: RFC 3987 → RFC 3986, public hosts only).
 """
