@@ -10,6 +10,8 @@ import ipaddress
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.worker.feed.items import ALL, XML_AND_TEXT, item, options, publish
 from worker.feed.rules import UrlProblem, normalise_url, publishable_url, unreachable_host
@@ -155,3 +157,35 @@ def test_google_encodes_commas_in_image_urls_and_in_the_text_feed() -> None:
     ]
     assert tsv["link"] == "https://shop.example/p/a%2Cb"
     assert xml["link"] == "https://shop.example/p/a,b"  # RFC 3986 allows it; the XML splits nothing
+
+
+plain_parts = st.text(alphabet="abcXYZ019-._~!$&'()*+,;=:@/%?#ÿ한 ", max_size=30)
+
+
+@given(st.sampled_from(["http", "https", "HTTP"]),
+       st.sampled_from(["shop.example", "a-b.c0.example", "x.localhost", "1.2.3.4", "127.0.0.0x1",
+                        "a.0x7f", "-a.example", "a.example-", "xn--3e0b707e.kr", "a..b"]),
+       plain_parts)
+def test_the_plain_url_shortcut_gives_what_the_full_parse_gives(
+    scheme: str, host: str, rest: str
+) -> None:
+    url = f"{scheme}://{host}/{rest}"
+    try:
+        slow: str | Exception = normalise_url(url, fast=False)
+    except UrlProblem as problem:
+        slow = problem
+    try:
+        fast: str | Exception = normalise_url(url)
+    except UrlProblem as problem:
+        fast = problem
+    assert type(fast) is type(slow) and str(fast) == str(slow)
+    for limit in (2000, 20):
+        try:
+            published = publishable_url(url, limit=limit)
+        except UrlProblem as problem:
+            published = f"problem: {problem.reason}"
+        if isinstance(slow, str):
+            reason = unreachable_host(slow)
+            expected = (f"problem: {reason}" if reason and len(slow) <= limit else
+                        slow if len(slow) <= limit else published)
+            assert published == expected
