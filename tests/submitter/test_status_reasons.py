@@ -42,13 +42,13 @@ def test_status_reasons_lists_each_channels_top_reasons_for_the_run(
     rows = feed_reasons(conn, "2026-11-29")
     assert [(r["channel"], r["outcome"], r["reason"], r["count"]) for r in rows] == [
         ("google", "excluded", "price is zero", 2),
-        ("google", "dropped", "gtin has 3 digits, not 8, 12, 13 or 14", 1),
+        ("google", "dropped", "gtin is not 8, 12, 13 or 14 digits long", 1),
         ("naver", "excluded", "price is zero", 2),
         ("naver", "excluded", "category_name1 is missing (product_type is empty)", 1),
-        ("naver", "dropped", "gtin has 3 digits, not 8, 12, 13 or 14", 1),
+        ("naver", "dropped", "gtin is not 8, 12, 13 or 14 digits long", 1),
     ]
     assert feed_reasons(conn, "2026-11-29", top=1)[1]["reason"] == (
-        "gtin has 3 digits, not 8, 12, 13 or 14"
+        "gtin is not 8, 12, 13 or 14 digits long"
     )
     assert feed_reasons(conn, "2026-11-29", shop_id="other") == []
     capsys.readouterr()

@@ -304,7 +304,7 @@ def normalise_url(url: str, *, fast: bool = True) -> str:
         raise UrlProblem("cannot be parsed as a URL") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise UrlProblem(f"is not an http(s) URL (scheme {parts.scheme or 'missing'!r})")
+        raise UrlProblem("is not an http(s) URL")
     if parts.username is not None or parts.password is not None:
         raise UrlProblem("holds credentials (user:password@)")
     hostname = parts.hostname
@@ -331,7 +331,7 @@ def unreachable_host(url: str, allow: tuple[Network, ...] = ()) -> str | None:
     """
     hostname = urlsplit(url).hostname or ""
     name = hostname.rstrip(".").lower()
-    host, address = _host(hostname) if hostname else ("", None)
+    _, address = _host(hostname) if hostname else ("", None)
     if address is None:
         if name == "localhost" or name.endswith(".localhost"):
             address = ipaddress.IPv4Address("127.0.0.1")
@@ -342,7 +342,9 @@ def unreachable_host(url: str, allow: tuple[Network, ...] = ()) -> str | None:
     reason = blocked_reason(address, allow)
     if reason is None:
         return None
-    return f"host {host} is a {reason} address, which a platform cannot fetch"
+    # The reason is counted per channel: its class, not the address (that is in the excerpt).
+    kind, embedded, _ = reason.partition(", embedded in IPv6")
+    return f"host is a {kind} address{' (in IPv6)' if embedded else ''}, which a platform cannot fetch"
 
 
 def publishable_url(
@@ -358,7 +360,7 @@ def publishable_url(
     if encode_comma and "," in value:
         value = value.replace(",", "%2C")
     if len(value) > limit:
-        raise UrlProblem(f"is longer than {limit} characters once encoded ({len(value)})")
+        raise UrlProblem(f"is longer than {limit} characters once encoded")
     reason = None if plain else unreachable_host(value, allow)
     if reason is not None:
         raise UrlProblem(reason)
@@ -385,7 +387,7 @@ def normalise_gtin(value: str | None) -> tuple[str, str | None]:
     if not _DIGITS.match(digits):
         return "", "gtin holds characters other than digits, spaces and hyphens"
     if len(digits) not in GTIN_LENGTHS:
-        return "", f"gtin has {len(digits)} digits, not 8, 12, 13 or 14"
+        return "", "gtin is not 8, 12, 13 or 14 digits long"
     if not ean.is_valid(digits):
         return "", "gtin check digit is wrong"
     if digits.strip("0") == "":
@@ -468,12 +470,12 @@ AGE_GROUPS = {
 
 def canonical(value: str | None, table: dict[str, str]) -> tuple[str, str | None]:
     """``(neutral value, None)``, ``("", reason)`` when the value is not one the table knows,
-    ``("", None)`` when there is none."""
+    ``("", None)`` when there is none. Reasons never quote the value: they are counted."""
     if not value:
         return "", None
     found = table.get(value.strip().lower())
     if found is None:
-        return "", f"value {value[:40]!r} is not one of the supported values"
+        return "", "is not one of the supported values"
     return found, None
 
 

@@ -20,6 +20,16 @@ NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
 
 @dataclass
+class CountRejects:
+    """Counts rejected records and keeps none (what RejectSink holds between flushes is bounded)."""
+
+    count: int = 0
+
+    def add(self, reason: str, **where: Any) -> None:
+        self.count += 1
+
+
+@dataclass
 class ListRejects:
     """Remembers every rejected record (test catalogs are small)."""
 
@@ -34,9 +44,9 @@ class ListRejects:
 
 def build(
     conn: psycopg.Connection, shop_id: str, names: Sequence[str], folder: Path,
-    options: ChannelOptions | None = None, **kwargs: Any,
-) -> tuple[Build, ListRejects]:
-    rejects = ListRejects()
+    options: ChannelOptions | None = None, rejects: Any = None, **kwargs: Any,
+) -> tuple[Build, Any]:
+    rejects = ListRejects() if rejects is None else rejects
     folder.mkdir(parents=True, exist_ok=True)
     channels = [get_channel(n, options=options or ChannelOptions(now=NOW)) for n in names]
     return build_feeds(conn, shop_id, channels, folder, rejects=rejects, **kwargs), rejects

@@ -252,7 +252,7 @@ def test_no_channel_publishable_exits_65_naming_the_top_reasons_and_keeps_the_fe
     status, code, *_, error = last_task_run(conn)
     assert (status, code) == ("failed", 65)
     assert "no channel could be published" in error and "google:" in error and "meta:" in error
-    assert "link host 10.0.0.7 is a private address" in error
+    assert "link host is a private address, which a platform cannot fetch (4)" in error
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     # Each excluded item is on record, with its channel, field and reason.
     rows = conn.execute(

@@ -189,3 +189,19 @@ def test_the_plain_url_shortcut_gives_what_the_full_parse_gives(
             expected = (f"problem: {reason}" if reason and len(slow) <= limit else
                         slow if len(slow) <= limit else published)
             assert published == expected
+
+
+def test_reasons_name_the_rule_not_the_value_so_that_they_can_be_counted() -> None:
+    reasons: dict[str, set[str]] = {name: set() for name in ALL}
+    for i in range(30):
+        p = item(product_id=f"P{i}", link=f"http://10.0.{i}.1/p", gender=f"g{i}",
+                 gtin="1" * (i % 7 + 1), mobile_link=f"gopher{i}://x/",
+                 additional_image_links=[f"http://[::ffff:10.0.0.{i}]/x.jpg",
+                                         "https://shop.example/" + "a" * (2000 + i)])
+        for name in ALL:
+            out = publish(name, p)
+            reasons[name] |= {out.reason or ""} | {d.reason for d in out.dropped}
+            out = publish(name, p._replace(link="https://shop.example/ok"))
+            reasons[name] |= {out.reason or ""} | {d.reason for d in out.dropped}
+    for name, found in reasons.items():
+        assert len(found) <= 8, (name, found)

@@ -151,6 +151,6 @@ def test_meta_groups_carry_the_attribute_that_differs(
     assert rows["X-2"]["item_group_id"] == "X"  # its sibling is gone: a group of one
     excluded = [r for r in rejects.records if r["outcome"] == "excluded"]
     assert [(r["product_id"], r["field"]) for r in excluded] == [("T-3", "color")]
-    assert "differs within its group" in excluded[0]["reason"]
+    assert "differs within its item_group_id" in excluded[0]["reason"]
     dropped = sorted(r["product_id"] for r in rejects.records if r["outcome"] == "dropped")
     assert dropped == ["D-1", "D-2"]

@@ -232,7 +232,7 @@ class Channel(ABC):
             return ""
         spelling = spellings.get(neutral)
         if spelling is None:
-            self.drop(field, f"{field} {neutral!r} has no {self.name} value", value)
+            self.drop(field, f"{field} has no {self.name} value", value)
             return ""
         return spelling
 

@@ -112,8 +112,8 @@ class MetaChannel(Channel):
             missing = [a for a in varies if not values[a]]
             if missing:
                 raise RejectedRecord(
-                    f"item of group {group[:60]} lacks {', '.join(missing)}, which differs "
-                    "within its group", field=missing[0],
+                    f"item lacks {', '.join(missing)}, which differs within its item_group_id",
+                    field=missing[0], excerpt=group[:120],
                 )
         if group and (group == pid or p.group_is_id == "t"):
             # Decided per group value (the database sees every id), so all variants move together.
