@@ -210,7 +210,9 @@ def run(ctx: TaskContext) -> TaskResult:
                 failed[feed.channel.name] = problem
                 ctx.log.error("feed.channel_failed", channel=feed.channel.name, problem=problem)
         publishable = [f for f in build.feeds if f.channel.name not in failed]
-        if not publishable:
+        # A summary EP alone is no published feed: it only tells Naver what changed since the
+        # full EP, which is held back.
+        if failed and not any(not f.channel.delta for f in publishable):
             raise FatalError(
                 f"shop {shop.id}: no channel could be published, the previous feeds stay: "
                 + " | ".join(failed.values())

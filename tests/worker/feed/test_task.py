@@ -290,3 +290,14 @@ def test_the_summary_counts_excluded_items_and_dropped_attributes_by_reason(
         ("naver", "P1", "gtin", "dropped"), ("naver", "P2", "naver_category", "dropped"),
         ("naver", "P3", "price", "excluded"),
     ]
+
+
+def test_a_summary_alone_is_no_published_feed(
+    conn: psycopg.Connection, settings_env: dict[str, str]
+) -> None:
+    make_shop(conn, id="shop-a", channels=["naver", "naver_summary"])
+    insert_products(conn, "shop-a", [product(f"P{i}", currency="USD") for i in range(2)])
+    assert run_feed(settings_env) == EXIT_DATAERR
+    status, code, *_, error = last_task_run(conn)
+    assert (status, code) == ("failed", 65) and "naver: every one" in error
+    assert not (Path(settings_env["OUTPUT_URL"]) / "feeds" / "shop-a").exists()
