@@ -191,9 +191,14 @@ def check_id(product_id: str, limit: int, *, ascii_only: bool = False) -> str:
     An id is never trimmed nor rewritten: two products trimmed alike would collide on the platform,
     and a changed id loses the item's history. ``ascii_only``: letters, digits, ``-`` and ``_``.
     """
-    value = product_id.strip()
-    if not value:
+    value = product_id
+    if not value.strip():
         raise RejectedRecord("id is missing", field="id")
+    if value != value.strip():
+        # Trimmed, "A1 " would publish as "A1", colliding with a product of that id.
+        raise RejectedRecord(
+            "id has leading or trailing whitespace", field="id", excerpt=value[:120]
+        )
     if len(value) > limit:
         raise RejectedRecord(f"id longer than {limit} characters", field="id", excerpt=value[:120])
     if ascii_only and not _ASCII_ID.match(value):
