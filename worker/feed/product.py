@@ -45,8 +45,9 @@ class FeedProduct(NamedTuple):
     mpn: str | None
     item_group_id: str | None
     group_is_id: str | None  # "t" when item_group_id equals a live product id of the shop
-    # For a channel that checks groups: the variant attributes whose values differ within the
-    # item's group (comma list; "" when none differs), None outside a group of two or more.
+    # For a channel that checks groups, in a group of two or more (else None): the variant
+    # attributes every item of the group has and that differ, "|", those only some items have
+    # (comma lists), e.g. "color|material".
     group_varies: str | None
     color: str | None
     size: str | None

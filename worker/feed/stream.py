@@ -75,15 +75,18 @@ _GROUP_IS_ID = """
     ) THEN 't' END
 """
 # Meta: the items of a group differ by size, color, gender, age_group, material or pattern, and
-# each carries the attribute that differs. Per group of two or more live items, the attributes
-# whose values differ (or that some items lack): one grouped scan, hash-joined to the rows.
+# each carries the attribute that differs. Per group of two or more live items: the attributes
+# every item has and that differ ("full"), then "|", then those only some items have ("partial");
+# one grouped scan, hash-joined to the rows.
 VARIANT_ATTRIBUTES = ("color", "size", "gender", "age_group", "material", "pattern")
 _GROUPS = sql.SQL(
-    " LEFT JOIN (SELECT item_group_id, concat_ws(',', {varies}) AS varies FROM products"
+    " LEFT JOIN (SELECT item_group_id, concat_ws(',', {full}) || '|' || concat_ws(',', {partial})"
+    " AS varies FROM products"
     " WHERE shop_id = {shop} AND gone_at IS NULL AND item_group_id IS NOT NULL"
     " GROUP BY item_group_id HAVING count(*) > 1) g ON g.item_group_id = p.item_group_id"
 )
-_VARIES = "CASE WHEN count(DISTINCT {a}) > 1 OR count({a}) BETWEEN 1 AND count(*) - 1 THEN '{a}' END"
+_FULL = "CASE WHEN count({a}) = count(*) AND count(DISTINCT {a}) > 1 THEN '{a}' END"
+_PARTIAL = "CASE WHEN count({a}) BETWEEN 1 AND count(*) - 1 THEN '{a}' END"
 
 # A product first seen after the watermark is new (I); one changed after it is updated (U); one gone
 # after it is deleted (D). Without a watermark (no EP published yet) every live product is new.
@@ -124,7 +127,8 @@ def feed_query(
         where=_where(summary, since_sql),
         groups=_GROUPS.format(
             shop=sql.Literal(shop_id),
-            varies=sql.SQL(", ").join(sql.SQL(_VARIES.format(a=a)) for a in VARIANT_ATTRIBUTES),
+            full=sql.SQL(", ").join(sql.SQL(_FULL.format(a=a)) for a in VARIANT_ATTRIBUTES),
+            partial=sql.SQL(", ").join(sql.SQL(_PARTIAL.format(a=a)) for a in VARIANT_ATTRIBUTES),
         ) if check_groups else sql.SQL(""),
     )
 

@@ -17,6 +17,8 @@ from worker.feed.task import Build, build_feeds
 
 # The build time of the tests' feeds: dates in the catalogs are relative to it.
 NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+# The golden catalog's shop: ships to Korea (Google and Meta get shipping).
+GOLDEN_OPTIONS = ChannelOptions(now=NOW, country="KR")
 
 
 @dataclass
@@ -38,8 +40,10 @@ class ListRejects:
     def add(self, reason: str, **where: Any) -> None:
         self.records.append({"reason": reason, **where})
 
-    def ids(self, channel: str) -> set[str]:
-        return {r["product_id"] for r in self.records if r["channel"] == channel}
+    def ids(self, channel: str, outcome: str = "excluded") -> set[str]:
+        """The items the channel excluded (or, with ``outcome="dropped"``, lost an attribute)."""
+        return {r["product_id"] for r in self.records
+                if r["channel"] == channel and r["outcome"] == outcome}
 
 
 def build(

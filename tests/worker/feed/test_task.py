@@ -60,8 +60,12 @@ def test_feed_publishes_every_channel_with_a_manifest_and_records_rejects(
     assert google["sha256"] == hashlib.sha256(data).hexdigest()
     assert google["bytes"] == len(data)
     assert google["key"] == "feeds/shop-a/google.xml.gz" and google["compression"] == "gzip"
-    assert gzip.decompress(data).count(b"<item>") == google["rows"] == 25
-    assert google["rejected"]["price is zero"] == 1 and google["rejected_total"] == 4
+    assert gzip.decompress(data).count(b"<item>") == google["rows"] == 33
+    assert google["rejected"]["price is zero"] == 1 and google["rejected_total"] == 5
+    assert google["dropped"] == {
+        "gtin check digit is wrong": 1, "gtin has a restricted-circulation or coupon prefix": 1,
+        "shipping_cost is negative (paid on delivery): no price to send": 1,
+    }
     assert google["generated_at"] and google["data_as_of"]
     naver = manifest(out.parent.parent, "naver")
     assert naver["compression"] is None and naver["excluded"] == 2
@@ -77,7 +81,8 @@ def test_feed_publishes_every_channel_with_a_manifest_and_records_rejects(
     ).fetchall()
     excluded = conn.execute("SELECT count(*) FROM rejects WHERE outcome = 'excluded'").fetchone()
     assert (rejected,) == excluded
-    assert [r[2] for r in recorded] == ["A-007", "A-020", "A-021", "A-023", "A-026"]
+    assert [r[2] for r in recorded] == ["A-007", "A-020", "A-021", "A-023", "A-026", "A-039",
+                                        "상품-040"]
     assert recorded[0][1] == "price is in USD, Naver takes KRW only"
     published = conn.execute(
         "SELECT channel, rows FROM feed_publications WHERE shop_id = 'shop-a' ORDER BY channel"

@@ -136,6 +136,9 @@ def test_meta_groups_carry_the_attribute_that_differs(
         # Group D: nothing differs: the group id is dropped, the items stay.
         product("D-1", item_group_id="D", color="Red"),
         product("D-2", item_group_id="D", color="Red"),
+        # Group F: colours differ on every item; material only on one: F-2 stays without it.
+        product("F-1", item_group_id="F", color="Red", material="Linen"),
+        product("F-2", item_group_id="F", color="Blue"),
         # A group of one needs nothing.
         product("O-1", item_group_id="O"),
         product("X-1", item_group_id="X", color="Red", gone_at=product("X-1")["first_seen_at"]),
@@ -143,7 +146,8 @@ def test_meta_groups_carry_the_attribute_that_differs(
     ])
     result, rejects = build(conn, "shop-a", ["meta"], tmp_path)
     rows = {r["id"]: r for r in csv.DictReader(io.StringIO(read_text(result.feeds[0].path)))}
-    assert set(rows) == {"T-1", "T-2", "S-1", "S-2", "D-1", "D-2", "O-1", "X-2"}
+    assert set(rows) == {"T-1", "T-2", "S-1", "S-2", "D-1", "D-2", "F-1", "F-2", "O-1", "X-2"}
+    assert rows["F-2"]["item_group_id"] == "F" and rows["F-2"]["material"] == ""
     assert (rows["T-1"]["color"], rows["T-2"]["color"]) == ("Red", "Blue")
     assert rows["T-1"]["item_group_id"] == rows["T-2"]["item_group_id"] == "T"
     assert rows["S-1"]["item_group_id"] == "S" and rows["O-1"]["item_group_id"] == "O"

@@ -104,17 +104,22 @@ class MetaChannel(Channel):
         }
         group = p.item_group_id or ""
         if group and p.group_varies is not None:
-            varies = p.group_varies.split(",") if p.group_varies else []
-            if not varies:
+            full, _, partial = p.group_varies.partition("|")
+            if full:
+                pass  # every item carries an attribute that tells it from its siblings
+            elif partial:
+                # Only some items carry the differing attributes: one without any of them cannot
+                # be told from its siblings.
+                present = [a for a in partial.split(",") if values[a]]
+                if not present:
+                    raise RejectedRecord(
+                        f"item lacks {partial.replace(',', ', ')}, which differs within its "
+                        "item_group_id", field=partial.split(",")[0], excerpt=group[:120],
+                    )
+            else:
                 self.drop("item_group_id", "no variant attribute (size, color, gender, age_group, "
                           "material, pattern) differs within the group", group)
                 group = ""
-            missing = [a for a in varies if not values[a]]
-            if missing:
-                raise RejectedRecord(
-                    f"item lacks {', '.join(missing)}, which differs within its item_group_id",
-                    field=missing[0], excerpt=group[:120],
-                )
         if group and (group == pid or p.group_is_id == "t"):
             # Decided per group value (the database sees every id), so all variants move together.
             group = GROUP_PREFIX + group
