@@ -24,7 +24,7 @@ from worker.common.shops import Shop
 from worker.common.stores import open_store
 from worker.common.task import TaskContext, TaskResult
 from worker.feed.channels import get_channel
-from worker.feed.channels.base import ChannelOptions
+from worker.feed.channels.base import Channel, ChannelOptions
 from worker.feed.product import FeedProduct
 from worker.feed.publish import GZIP_LEVEL, BuiltFeed, FeedFile, publish_feeds
 from worker.feed.stream import (
@@ -53,7 +53,7 @@ class Build:
 def build_feeds(
     conn: psycopg.Connection,
     shop_id: str,
-    channels: Sequence[Any],
+    channels: Sequence[Channel],
     folder: Path,
     *,
     rejects: RejectRecorder,

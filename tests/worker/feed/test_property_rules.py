@@ -228,7 +228,6 @@ def test_meta_values_always_follow_metas_rules(p: FeedProduct) -> None:
         assert full or any(v.get(a) for a in partial.split(",") if a), (p.group_varies, v)
 
 
-
 @settings(max_examples=400, deadline=None)
 @given(raw_rows())
 def test_naver_values_always_follow_navers_rules(p: FeedProduct) -> None:

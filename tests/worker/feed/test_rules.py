@@ -23,6 +23,7 @@ from worker.feed.rules import (
     strip_forbidden,
     strip_html,
     trim_at_word,
+    tsv_field,
     xml_escape,
 )
 
@@ -158,3 +159,13 @@ def test_publish_gate(previous: int | None, rows: int, share: float, refused: bo
     assert (problem is not None) == refused
     if problem:
         assert str(rows) in problem and str(previous) in problem
+
+
+@given(st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
+                        max_size=30), min_size=1, max_size=5))
+def test_tsv_fields_read_back_through_a_quote_aware_reader(values: list[str]) -> None:
+    """Google's text feed: a value starting with '"' or holding a tab or line break survives."""
+    line = "\t".join(tsv_field(v) for v in [*values, '"x" y', "a\tb", "c\nd"]) + "\n"
+    row = next(csv.reader(io.StringIO(line, newline=""), delimiter="\t"))
+    assert row == [*values, '"x" y', "a\tb", "c\nd"]
+    assert tsv_field("plain") == "plain" and tsv_field('mid "quote"') == 'mid "quote"'

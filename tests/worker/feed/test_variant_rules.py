@@ -102,6 +102,13 @@ def test_meta_value_sets(field: str, value: str, sent: str | None) -> None:
     assert out.values is not None and out.values.get(field) == sent
 
 
+def test_meta_brand_is_trimmed_to_100() -> None:
+    at = publish("meta", item(brand="b" * 100)).values
+    over = publish("meta", item(brand="b" * 101)).values
+    assert at is not None and over is not None
+    assert at["brand"] == "b" * 100 and over["brand"] == "b" * 100
+
+
 @pytest.mark.parametrize(("field", "limit"),
                          [("color", 200), ("size", 200), ("material", 200), ("pattern", 100),
                           ("mpn", 100)])
