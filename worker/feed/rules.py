@@ -155,21 +155,32 @@ def format_price(amount: Decimal | str | int, currency: str) -> str:
 
 
 def is_positive_amount(text: str | None) -> bool:
-    """Whether a database-formatted amount is above zero."""
-    return text is not None and text != "" and text[0] != "-" and text.strip("0.") != ""
+    """Whether a database-formatted amount is above zero (numeric's NaN is not)."""
+    return text is not None and text[:1].isdigit() and text.strip("0.") != ""
 
 
 def less_than(a: str, b: str) -> bool:
     """Whether amount ``a`` < ``b``, both database-formatted decimals."""
     return Decimal(a) < Decimal(b)
 
-def whole_number(text: str) -> int | None:
-    """The integer a database-formatted amount holds, None when it has a fraction or is not one."""
+
+def amount(text: str | None) -> Decimal | None:
+    """A database-formatted amount as a finite Decimal, None when there is none (or NaN)."""
+    if not text:
+        return None
     try:
         value = Decimal(text)
     except InvalidOperation:
         return None
-    return int(value) if value == value.to_integral_value() else None
+    return value if value.is_finite() else None
+
+
+def whole_number(text: str) -> int | None:
+    """The integer a database-formatted amount holds, None when it has a fraction or is not one."""
+    value = amount(text)
+    if value is None or value != value.to_integral_value():
+        return None
+    return int(value)
 
 
 # --- required fields and ids ---------------------------------------------------------------------
@@ -229,7 +240,6 @@ class UrlProblem(ValueError):
 # non-ASCII as UTF-8, spaces, quotes, "<>[]{}|\^`" — is percent-encoded.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
-_USER_SAFE = "%!$&'()*+,;=-._~"
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _NUMERIC_HOST = re.compile(r"(?i)(?:0x[0-9a-f]*|[0-9]+)\Z")
 
@@ -245,8 +255,10 @@ def _encode(part: str, safe: str) -> str:
 def _host(hostname: str) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
     """The ASCII host (IDNA for an internationalised name) and its address when it is a literal."""
     if ":" in hostname:  # an IPv6 literal (urlsplit took the brackets off)
+        if "%" in hostname:
+            raise UrlProblem("has an IPv6 zone index, which means nothing off this machine")
         try:
-            return f"[{hostname}]", ipaddress.IPv6Address(hostname.split("%", 1)[0])
+            return f"[{hostname}]", ipaddress.IPv6Address(hostname)
         except ValueError:
             raise UrlProblem("has an invalid IPv6 host") from None
     host = hostname.rstrip(".")

@@ -103,6 +103,7 @@ def test_google_shipping_from_the_shops_country_in_the_feed_currency(name: str) 
     # Unknown country, unknown cost, or a cost paid on delivery: no shipping attribute.
     assert "shipping" not in (publish(name, item(), options(country=None)).values or {})
     assert "shipping" not in (publish(name, item(shipping_cost=None)).values or {})
+    assert "shipping" not in (publish(name, item(shipping_cost="NaN")).values or {})
     negative = publish(name, item(shipping_cost="-1"))
     assert negative.values is not None and "shipping" not in negative.values
     assert negative.dropped_fields() == {"shipping"}

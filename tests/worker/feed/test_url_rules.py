@@ -54,7 +54,7 @@ def test_iris_become_rfc_3986_uris(given: str, expected: str) -> None:
     "bad",
     ["ftp://shop.example/a", "javascript:alert(1)", "//shop.example/a", "/p/1", "shop.example/p",
      "https://user:pw@shop.example/", "https://", "https://[::1/", "https://shop.example:99999/",
-     "https://sh op.example/", "https://999.1.1.1.1/"],
+     "https://sh op.example/", "https://999.1.1.1.1/", "http://[fe80::1%25eth0]/"],
 )
 def test_only_absolute_http_urls_with_a_host_pass(bad: str) -> None:
     with pytest.raises(UrlProblem):

@@ -12,7 +12,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import ClassVar, NamedTuple
 
 from worker.common.errors import RejectedRecord
@@ -20,6 +19,7 @@ from worker.common.settings import Network
 from worker.feed.product import LIST_SEP, FeedProduct
 from worker.feed.rules import (
     UrlProblem,
+    amount,
     canonical,
     is_positive_amount,
     iso_utc,
@@ -117,7 +117,7 @@ class Channel(ABC):
     def footer(self) -> str:
         return ""
 
-    # --- what every preset uses ------------------------------------------------------------
+    # --- what every preset uses: the shared rules applied, with what they drop recorded -------
 
     def drop(self, field: str, reason: str, excerpt: str | None = None) -> None:
         """Leave an attribute out of the current item, with the reason (the task records it)."""
@@ -184,9 +184,9 @@ class Channel(ABC):
     def sale(self, p: FeedProduct) -> tuple[str, str]:
         """``(sale price, sale_price_effective_date)`` for Google and Meta; ``("", "")`` without one.
 
-        A sale price not lower than the price, or whose window is over or inverted, is dropped with
-        the reason. A window with both ends becomes the ISO 8601 interval; with one end only, the sale
-        price is sent while the window is open at build time.
+        A sale price not lower than the price, or whose window is over or inverted, is dropped
+        with the reason. A window with both ends becomes the ISO 8601 interval; with one end only,
+        the sale price is sent while the window is open at build time.
         """
         sale = p.sale_price
         if not sale:
@@ -200,26 +200,25 @@ class Channel(ABC):
                 self.drop("sale_price", "sale window ends before it starts", f"{start}/{end}")
                 return "", ""
             if end <= now:
-                self.drop("sale_price", "sale window ended before the feed was built", f"{start}/{end}")
+                self.drop("sale_price", "sale window ended before the feed was built",
+                          f"{start}/{end}")
                 return "", ""
             return f"{sale} {p.currency}", f"{start}/{end}"
         if not window_open(start, end, now):
             self.drop("sale_price", "sale window not open when the feed was built",
-                    f"{start or ''}/{end or ''}")
+                      f"{start or ''}/{end or ''}")
             return "", ""
         return f"{sale} {p.currency}", ""
 
-
     def limited(self, value: str | None, field: str, limit: int) -> str:
-        """A free-text attribute within ``limit`` characters; a longer one is dropped (a cut colour or
-        part number would be a wrong one)."""
+        """A free-text attribute within ``limit`` characters; a longer one is dropped (a cut
+        colour or part number would be a wrong one)."""
         if not value:
             return ""
         if len(value) > limit:
             self.drop(field, f"{field} longer than {limit} characters", value[:120])
             return ""
         return value
-
 
     def spelled(self, value: str | None, field: str, table: dict[str, str],
                 spellings: dict[str, str]) -> str:
@@ -236,7 +235,6 @@ class Channel(ABC):
             return ""
         return spelling
 
-
     def gtin(self, p: FeedProduct, *, drop_restricted: bool) -> str:
         """A valid GTIN, or "" with the reason dropped; ``drop_restricted``: Google's prefix rule."""
         gtin, problem = normalise_gtin(p.gtin)
@@ -248,13 +246,14 @@ class Channel(ABC):
             return ""
         return gtin
 
-
     def shipping_price(self, p: FeedProduct) -> str:
         """The shipping price for the shop's country (Google, Meta), "" when either is unknown."""
         cost = p.shipping_cost
-        if cost is None or cost == "" or not self.options.country:
+        value = amount(cost)
+        if value is None or not self.options.country:
             return ""
-        if Decimal(cost) < 0:
-            self.drop("shipping", "shipping_cost is negative (paid on delivery): no price to send", cost)
+        if value < 0:
+            self.drop("shipping", "shipping_cost is negative (paid on delivery): no price to send",
+                      cost)
             return ""
         return f"{cost} {p.currency}"
