@@ -61,7 +61,8 @@ amounts = st.sampled_from(["0", "1", "12900", "9900", "15000", "-1", "-2", "1000
 paths = st.text(alphabet=st.characters(codec="utf-8"), max_size=80)
 GOOD: dict[str, st.SearchStrategy[Any]] = {
     "product_id": st.from_regex(r"[A-Za-z0-9_-]{1,50}", fullmatch=True),
-    "title": st.builds(lambda t: "Item " + t, long_text),
+    "title": st.one_of(st.builds(lambda t: "Item " + t, long_text),
+                       st.builds(lambda t: '"Quoted" ' + t, long_text)),
     "description": st.builds(lambda t: "About " + t, st.one_of(
         long_text, st.text(alphabet="<>&;#amplt gbr/!-", max_size=80),
         st.sampled_from(["&amp;lt;b&amp;gt;x", "&lt;p&gt;hi&lt;/p&gt;", "&amp;amp;amp;eacute;",
@@ -71,7 +72,8 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "image_link": st.builds(lambda t: "https://상점.example/이미지/" + t, paths),
     "price": st.sampled_from(["12900", "15000"]),
     "currency": st.just("KRW"),
-    "brand": st.builds(lambda t: "Brand " + t, long_text),
+    "brand": st.one_of(st.builds(lambda t: "Brand " + t, long_text),
+                       st.builds(lambda t: '"' + t, long_text.filter(str.strip))),
     "shipping_cost": st.sampled_from(["0", "3000", "-1"]),
     "product_type": st.builds(lambda t: "옷 > " + t, text),
 }
@@ -195,6 +197,11 @@ def test_google_xml_and_text_values_always_follow_googles_rules(p: FeedProduct, 
     check_google(tsv.values)
     if apparel:
         assert all(k in xml.values for k in ("color", "size", "gender", "age_group"))
+    # The text file reads back as the same text as the XML (quotes, commas and all), but for the
+    # commas the text format encodes in links and its own spelling of shipping.
+    same = {k for k in xml.values if k not in ("link", "mobile_link", "shipping")}
+    assert {k: tsv.values.get(k) for k in same} == {k: xml.values[k] for k in same}
+    assert set(tsv.values) == set(xml.values)
     for url in tsv.values.values():
         if isinstance(url, str) and url.startswith("http"):
             assert "," not in url
