@@ -189,8 +189,7 @@ def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleV
     )
 
 
-# Elements written in this order after the fixed head; the g: prefix unless plain RSS.
-_OPTIONAL = ("availability_date", "sale_price", "sale_price_effective_date")
+# The g: elements written, when present, between condition and shipping (in this order).
 _TAIL = ("brand", "gtin", "mpn", "identifier_exists", "item_group_id", "color", "size", "gender",
          "age_group", "material", "pattern", "size_system", "size_type")
 
