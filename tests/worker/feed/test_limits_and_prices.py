@@ -188,3 +188,18 @@ def test_the_summary_takes_down_only_ids_naver_could_have_listed() -> None:
     for pid in ("상품-1", "i" * 51):
         out = publish("naver_summary", item(product_id=pid, change="D"))
         assert out.excluded and out.reason is None  # left out by policy, nothing to record
+
+
+def test_metas_extra_image_list_stays_within_2000_characters() -> None:
+    def url(i: int, size: int) -> str:
+        head = f"https://shop.example/{i}/"
+        return head + "a" * (size - len(head))
+
+    at = [url(1, 1000), url(2, 999)]  # 1000 + "," + 999 = 2000
+    out = publish("meta", item(additional_image_links=at))
+    assert out.values is not None and len(out.values["additional_image_link"]) == 2000
+    over = [url(1, 1000), url(2, 1000), url(3, 30)]  # the second would make it 2001
+    out = publish("meta", item(additional_image_links=over))
+    assert out.values is not None
+    assert out.values["additional_image_link"].split(",") == [over[0], over[2]]
+    assert [d.field for d in out.dropped] == ["additional_image_link"]

@@ -219,6 +219,7 @@ def test_meta_values_always_follow_metas_rules(p: FeedProduct) -> None:
     assert 1 <= len(v["description"]) <= 9999 and plain(v["description"])
     check_url(v["link"], 2000)
     check_url(v["image_link"], 2000, comma=False)
+    assert len(v.get("additional_image_link", "")) <= 2000
     for url in v.get("additional_image_link", "").split(",") if v.get("additional_image_link") else []:
         check_url(url, 2000, comma=False)
     assert v["availability"] in ("in stock", "out of stock", "preorder", "available for order",

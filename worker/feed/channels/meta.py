@@ -7,7 +7,8 @@ Meta's pages, the rule each one gives:
   ISO 8601 interval, link, image_link, brand / gtin / mpn (at least one), item_group_id, color and
   size ≤ 200, gender ``female`` / ``male`` / ``unisex``, age_group ``adult`` / ``all ages`` /
   ``teen`` / ``kids`` / ``toddler`` / ``infant`` / ``newborn``, material ≤ 200, pattern ≤ 100,
-  shipping ``COUNTRY:REGION:SERVICE:PRICE``):
+  shipping ``COUNTRY:REGION:SERVICE:PRICE``, additional_image_link a list of at most 2000
+  characters in all):
   https://developers.facebook.com/docs/commerce-platform/catalog/fields
 - variants: the items of one item_group_id differ by size, color, gender, age_group, material or
   pattern and each item carries the attribute that differs; item_group_id never equals an id:
@@ -53,6 +54,7 @@ ID_LIMIT = 100
 TITLE_LIMIT = 200
 DESCRIPTION_LIMIT = 9999
 URL_LIMIT = 2000
+LIST_LIMIT = 2000  # additional_image_link: the whole comma-joined list
 BRAND_LIMIT = 100
 MPN_LIMIT = 100
 COLOR_LIMIT = 200
@@ -87,6 +89,19 @@ class MetaChannel(Channel):
 
     def header(self) -> str:
         return ",".join(FIELDS) + "\n"
+
+    def fit_list(self, urls: list[str]) -> list[str]:
+        """The extra images whose comma-joined list stays within Meta's 2000 characters."""
+        kept: list[str] = []
+        size = -1
+        for url in urls:
+            if size + 1 + len(url) > LIST_LIMIT:
+                self.drop("additional_image_link",
+                          f"additional_image_link list longer than {LIST_LIMIT} characters", url)
+                continue
+            kept.append(url)
+            size += 1 + len(url)
+        return kept
 
     def row(self, p: FeedProduct) -> str:
         pid = check_id(p.product_id, ID_LIMIT)
@@ -126,8 +141,9 @@ class MetaChannel(Channel):
         link = self.url(p.link, "link", limit=URL_LIMIT, required=True)
         image = self.url(self.image(p), "image_link", limit=URL_LIMIT, required=True,
                          encode_comma=True)
-        extra = self.additional_urls(p, "additional_image_link", limit=URL_LIMIT,
-                                     encode_comma=True)
+        extra = self.fit_list(
+            self.additional_urls(p, "additional_image_link", limit=URL_LIMIT, encode_comma=True)
+        )
         sale_price, effective = self.sale(p)
         brand = trim_at_word(p.brand, BRAND_LIMIT) if p.brand else ""
         gtin = self.gtin(p, drop_restricted=False)
