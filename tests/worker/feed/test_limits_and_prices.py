@@ -203,3 +203,16 @@ def test_metas_extra_image_list_stays_within_2000_characters() -> None:
     assert out.values is not None
     assert out.values["additional_image_link"].split(",") == [over[0], over[2]]
     assert [d.field for d in out.dropped] == ["additional_image_link"]
+
+
+@pytest.mark.parametrize("name", (*XML_AND_TEXT, "meta"))
+def test_a_sale_window_with_one_end_is_applied_at_build_time(name: str) -> None:
+    later, earlier = iso_utc(NOW + timedelta(days=2)), iso_utc(NOW - timedelta(days=2))
+    for open_ in ({"sale_price_end": later}, {"sale_price_start": earlier}):
+        out = publish(name, item(sale_price="9900", **open_)).values
+        assert out is not None and out["sale_price"] == "9900 KRW"
+        assert "sale_price_effective_date" not in out  # an interval needs both ends
+    for closed in ({"sale_price_end": earlier}, {"sale_price_start": later}):
+        out = publish(name, item(sale_price="9900", **closed))
+        assert out.values is not None and "sale_price" not in out.values
+        assert out.dropped_fields() == {"sale_price"}
