@@ -32,25 +32,18 @@ from psycopg import sql  # noqa: E402
 SHOP = "bench"
 CHANNELS = ("google", "google_tsv", "meta", "naver", "naver_summary")
 # (label, kind): what each child process measures.
-# kind: channel:NAME:GZIP[:METHOD] or all[:METHOD], METHOD "lines" (PostgreSQL builds the lines:
-# one COPY for all the channels) or "cursor" (the Python path, every row through Channel.row: the
-# "before"). Both are named explicitly, whatever build_feeds' default.
+# kind: channel:NAME:GZIP[:METHOD] or all[:METHOD], METHOD "cursor" (the default) or "copy": how
+# the rows reach Python; every row goes through Channel.row (the one feed path).
 MEASUREMENTS = [
     ("COPY TO STDOUT, raw", "copy_raw"),
     ("COPY TO STDOUT + gzip-1 (the limit)", "copy_gzip1"),
-    ("before: google (XML), gzip-1, Python path", "channel:google:1:cursor"),
-    ("before: google_tsv, gzip-1, Python path", "channel:google_tsv:1:cursor"),
-    ("before: meta (CSV), gzip-1, Python path", "channel:meta:1:cursor"),
-    ("before: naver (TSV), plain, Python path", "channel:naver:none:cursor"),
-    ("before: naver_summary (all rows new), Python path", "channel:naver_summary:none:cursor"),
     ("google (XML), gzip-1 thread", "channel:google:1"),
     ("google (XML), gzip-6 thread", "channel:google:6"),
     ("google_tsv, gzip-1 thread", "channel:google_tsv:1"),
     ("meta (CSV), gzip-1 thread", "channel:meta:1"),
     ("naver (TSV), plain", "channel:naver:none"),
     ("naver_summary (all rows new)", "channel:naver_summary:none"),
-    ("before: all five channels, one pass, Python path", "all:cursor"),
-    ("all five channels, one COPY (a field per channel)", "all"),
+    ("all five channels, one pass", "all"),
 ]
 
 
@@ -95,7 +88,7 @@ def measure(url: str, kind: str) -> dict[str, Any]:
         else:
             names: tuple[str, ...]
             level: int | None
-            method = "lines"
+            method = "cursor"
             if kind.startswith("all"):
                 names, level = CHANNELS, 1
                 method = kind.partition(":")[2] or method
@@ -110,7 +103,6 @@ def measure(url: str, kind: str) -> dict[str, Any]:
             )
             rows = built.rows_in
             out_bytes = sum(f.bytes for f in built.feeds)
-            python_rows = sum(f.python_rows for f in built.feeds)
             conn.rollback()
         pg_cpu = backend_cpu(conn) - pg_cpu
     return {

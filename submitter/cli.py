@@ -32,7 +32,7 @@ from submitter.opscli import add_operator_commands, report_line
 from submitter.plan import Plan, RunKind
 from submitter.retention import prune
 from submitter.shopfile import read_shop_file
-from submitter.status import run_status, shop_rows
+from submitter.status import feed_reasons, run_status, shop_rows
 from worker.common import db
 from worker.common.errors import (
     EXIT_DATAERR,
@@ -193,6 +193,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         table = report.shop_table(shop_rows(conn, args.run_id, problems_only=not args.all))
         if table:
             print(table)
+        if args.reasons:
+            print("feed: top reasons per shop and channel (excluded items, dropped attributes)")
+            print(report.reasons_text(feed_reasons(conn, args.run_id, shop_id=args.shop, top=args.top)))
     return state.exit_code
 
 
@@ -321,6 +324,10 @@ def add_night_commands(sub: Any) -> None:
     p.add_argument("run_id")
     p.add_argument("--batch", action="store_true", help="also ask AWS Batch (describe_jobs)")
     p.add_argument("--all", action="store_true", help="list every shop, not only the unfinished")
+    p.add_argument("--reasons", action="store_true",
+                   help="the feed's top reasons per shop and channel: items excluded, attributes dropped")
+    p.add_argument("--shop", help="with --reasons: this shop only")
+    p.add_argument("--top", type=int, default=5, help="with --reasons: reasons per channel (5)")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("retry", help="resubmit a run's failed shops as a new small run")
     p.add_argument("run_id")

@@ -2,8 +2,8 @@
 source, then every channel's rules on each product, writing nothing.
 
 Per item it prints the mapped fields and either collect's reject reason or, per channel, whether the
-item would be published, left out by the channel's policy, or rejected (and why), and which of its
-values the channel's line does not carry. Exit 0 when the shop is ready, 65 with the reasons when not.
+item would be published (and which attributes it drops, with the reason), left out by the
+channel's policy, or excluded (and why). Exit 0 when the shop is ready, 65 with the reasons when not.
 
 The channels are called through their registry and their one public method (``Channel.row``, which
 returns a line, None for "left out", or raises ``RejectedRecord``), so the preview follows whatever
@@ -13,7 +13,6 @@ rules the channels hold.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -29,12 +28,10 @@ from worker.common.errors import EXIT_DATAERR, EXIT_OK, CatalogError, ConfigErro
 from worker.common.product import CURRENCY_DECIMALS
 from worker.common.settings import Settings
 from worker.common.shops import Shop, load_shop
-from worker.feed.channels import registry
-from worker.feed.channels.base import LIST_SEP, FeedProduct
+from worker.feed.channels import get_channel, registry
+from worker.feed.channels.base import ChannelOptions
+from worker.feed.product import LIST_SEP, FeedProduct, normalise
 
-# Values whose absence from a channel's line is worth saying ("drops gtin").
-CARRIED = ("title", "brand", "gtin", "mpn", "sale_price", "image_link", "item_group_id", "color",
-           "size", "gender", "age_group", "material", "pattern")
 SHOWN = ("product_id", "title", "price", "sale_price", "currency", "availability", "link",
          "image_link", "brand", "gtin")
 
@@ -94,28 +91,7 @@ def feed_product(product: Mapping[str, Any], *, delta: bool) -> FeedProduct:
     }
     row = [special[name] if name in special else _text(product.get(name))
            for name in FeedProduct._fields]
-    try:
-        from worker.feed.channels.base import normalise
-    except ImportError:  # the channels' helpers moved: the plain row still serves
-        return FeedProduct._make(row)
     return normalise(row)
-
-
-def _not_carried(product: Mapping[str, Any], line: str) -> list[str]:
-    missing = []
-    for name in CARRIED:
-        value = product.get(name)
-        if value in (None, "", []):
-            continue
-        text = str(value[0] if isinstance(value, list) else value)
-        if name == "sale_price":
-            text = _money(value, str(product.get("currency") or "")) or text
-        probe = text[:40]
-        if probe and probe not in line and html.escape(probe) not in line and (
-            html.escape(probe, quote=False) not in line
-        ):
-            missing.append(name)
-    return missing
 
 
 def preview_shop(shop: Shop, settings: Settings, *, limit: int, out: TextIO) -> ShopPreview:
@@ -127,7 +103,8 @@ def preview_shop(shop: Shop, settings: Settings, *, limit: int, out: TextIO) -> 
         if name not in known:
             result.problems.append(f"channel {name!r} is not known (known: {', '.join(sorted(known))})")
             continue
-        channels.append(known[name]())
+        channels.append(get_channel(name, shop_id=shop.id,
+                                    options=ChannelOptions.for_shop(shop, settings)))
         result.channels[name] = ChannelTally()
     print(f"shop {shop.id} ({shop.name}): {shop.format} from {shop.source_url}; channels "
           f"{', '.join(shop.channels) or 'none'}; the first {limit} records", file=out)
@@ -165,6 +142,7 @@ def _item(result: ShopPreview, item: HeadItem, channels: list[Any], out: TextIO)
     for channel in channels:
         tally = result.channels[channel.name]
         p = feed_product(product, delta=bool(getattr(channel, "delta", False)))
+        channel.dropped.clear()
         try:
             line = channel.row(p)
         except RejectedRecord as exc:
@@ -176,9 +154,9 @@ def _item(result: ShopPreview, item: HeadItem, channels: list[Any], out: TextIO)
             print(f"   {channel.name:<14} left out by the channel's policy", file=out)
             continue
         tally.published += 1
-        missing = _not_carried(product, line)
+        dropped = "; ".join(f"{d.field}: {d.reason}" for d in channel.dropped)
         print(f"   {channel.name:<14} published"
-              + (f"; its line does not carry: {', '.join(missing)}" if missing else ""), file=out)
+              + (f"; dropped {dropped}" if dropped else ""), file=out)
 
 
 def _verdict(result: ShopPreview, out: TextIO) -> None:

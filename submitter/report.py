@@ -219,3 +219,20 @@ def submit_text(summary: Mapping[str, Any]) -> str:
 def prune_text(counts: Mapping[str, int], keep_days: int) -> str:
     parts = ", ".join(f"{n} {name}" for name, n in counts.items())
     return f"pruned what is older than {keep_days} days: {parts}"
+
+
+def reasons_text(rows: list[dict[str, Any]]) -> str:
+    """The reasons as an indented list: shop, then channel, then outcome and its reasons."""
+    if not rows:
+        return "  no item was excluded and no attribute dropped"
+    lines: list[str] = []
+    shop = channel = None
+    for row in rows:
+        if row["shop_id"] != shop:
+            shop, channel = row["shop_id"], None
+            lines.append(f"  {shop}")
+        if row["channel"] != channel:
+            channel = row["channel"]
+            lines.append(f"    {channel}")
+        lines.append(f"      {row['outcome']:<8} {row['count']:>7}  {row['reason']}")
+    return "\n".join(lines)

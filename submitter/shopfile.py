@@ -102,7 +102,7 @@ def parse_shop(raw: Mapping[str, Any], where: str) -> Shop:
             not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1
         ):
             problems.append(f"options.{key}={value!r} must be a share between 0 and 1")
-        elif key in ("image_square", "apparel", "feed_database_lines", "description_from_title") and (
+        elif key in ("image_square", "apparel", "description_from_title") and (
             not isinstance(value, bool)
         ):
             problems.append(f"options.{key}={value!r} must be true or false")

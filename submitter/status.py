@@ -7,6 +7,9 @@ its exit code is for scripts: 0 every shop's every task succeeded, 2 something f
 A row still ``running`` whose process is gone — its Batch job ended, or its shop's task lock is
 free (every live attempt holds it from before its row is written until after it is finished) —
 is marked ``lost`` first: an OOM kill or a segfault leaves no row behind in ``running`` forever.
+
+``feed_reasons`` is the feed's per-item diagnostics for a run: per shop and channel, the top
+reasons items were excluded and attributes dropped (``status RUN --reasons``).
 """
 
 from __future__ import annotations
@@ -200,3 +203,36 @@ def shop_rows(
                 })
             out["error"] = out["collect_error"] or out["feed_error"] or out["images_error"]
             yield out
+
+
+def feed_reasons(
+    conn: psycopg.Connection, run_id: str, *, shop_id: str | None = None, top: int = 5
+) -> list[dict[str, Any]]:
+    """The top ``top`` reasons per shop, channel and outcome (excluded / dropped) of each shop's
+    latest feed attempt in the run, most frequent first (small by construction: a few per channel).
+    """
+    rows = conn.execute(
+        """
+        WITH latest AS (
+            SELECT DISTINCT ON (shop_id) id, shop_id FROM task_runs
+            WHERE run_id = %(run)s AND task = 'feed'
+              AND (%(shop)s::text IS NULL OR shop_id = %(shop)s)
+            ORDER BY shop_id, started_at DESC, id DESC
+        ), counted AS (
+            SELECT r.shop_id, r.channel, r.outcome, r.reason, count(*) AS n,
+                   row_number() OVER (PARTITION BY r.shop_id, r.channel, r.outcome
+                                      ORDER BY count(*) DESC, r.reason) AS rank
+            FROM rejects r JOIN latest l ON r.task_run_id = l.id
+            GROUP BY r.shop_id, r.channel, r.outcome, r.reason
+        )
+        SELECT shop_id, channel, outcome, reason, n FROM counted WHERE rank <= %(top)s
+        ORDER BY shop_id, channel, outcome DESC, n DESC, reason
+        """,
+        {"run": run_id, "shop": shop_id, "top": top},
+    ).fetchall()
+    if not conn.autocommit:
+        conn.commit()
+    return [
+        {"shop_id": r[0], "channel": r[1], "outcome": r[2], "reason": r[3], "count": r[4]}
+        for r in rows
+    ]

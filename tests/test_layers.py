@@ -17,8 +17,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("worker.collect", "worker.feed", "worker.images")
 # What the submitter may use beyond worker.common: the registries and the mapping language's checker.
-SUBMITTER_MAY = ("worker.common", "worker.feed.channels", "worker.collect.formats", "worker.collect.mapping",
-                 "worker.collect.preview")
+# worker.feed.product is the channels' input type (FeedProduct), part of the channel interface;
+# worker.collect.preview is collect's one public function for reading a source's head.
+SUBMITTER_MAY = ("worker.common", "worker.feed.channels", "worker.feed.product", "worker.collect.formats",
+                 "worker.collect.mapping", "worker.collect.preview")
 
 
 def _module_name(path: Path) -> str:
@@ -69,10 +71,16 @@ def test_common_imports_no_stage_and_not_the_router() -> None:
     assert crossings("worker.common", (*STAGES, "worker.router", "submitter")) == []
 
 
+# The one exception (STYLE.md floors): the channel registry's public functions, e.g. the images
+# task reading each channel's image size rule.
+REGISTRIES = ("worker.feed.channels", "worker.feed.channels.registry")
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_a_stage_imports_no_other_stage_nor_its_dispatcher(stage: str) -> None:
     others = tuple(s for s in STAGES if s != stage)
-    assert crossings(stage, (*others, "worker.router", "submitter")) == []
+    found = crossings(stage, (*others, "worker.router", "submitter"))
+    assert [f for f in found if not f.endswith(REGISTRIES)] == []
 
 
 def test_submitter_uses_only_common_and_the_registries() -> None:

@@ -29,6 +29,7 @@ class RejectRecorder(Protocol):
     def add(
         self, reason: str, *, position: str | int | None = None, product_id: str | None = None,
         field: str | None = None, excerpt: str | None = None, channel: str | None = None,
+        outcome: str = "rejected",
     ) -> None: ...
 
 
@@ -48,6 +49,7 @@ class RejectSink:
     count: int = 0
     by_reason: Counter[str] = field(default_factory=Counter)
     by_channel_reason: Counter[tuple[str | None, str]] = field(default_factory=Counter)
+    dropped_by_channel_reason: Counter[tuple[str | None, str]] = field(default_factory=Counter)
     _pending: list[tuple[Any, ...]] = field(default_factory=list)
     _spool: Any = None
 
@@ -60,17 +62,23 @@ class RejectSink:
         field: str | None = None,
         excerpt: str | None = None,
         channel: str | None = None,
+        outcome: str = "rejected",
     ) -> None:
-        self.count += 1
-        self.by_reason[reason] += 1
-        self.by_channel_reason[(channel, reason)] += 1
+        """``outcome``: ``rejected`` (collect), ``excluded`` or ``dropped`` (feed: the item, or one
+        attribute of it, left out of a channel): a dropped attribute is not a rejected record."""
+        if outcome == "dropped":
+            self.dropped_by_channel_reason[(channel, reason)] += 1
+        else:
+            self.count += 1
+            self.by_reason[reason] += 1
+            self.by_channel_reason[(channel, reason)] += 1
         if excerpt is not None and len(excerpt) > EXCERPT_CHARS:
             excerpt = excerpt[:EXCERPT_CHARS] + "…"
         self._pending.append(
             (
                 self.task_run_id, self.run_id, self.shop_id, self.task, channel,
                 None if position is None else str(position), product_id, field, reason,
-                None if excerpt is None else _printable(excerpt),
+                None if excerpt is None else _printable(excerpt), outcome,
             )
         )
         if len(self._pending) >= _SPOOL_EVERY:
@@ -99,7 +107,7 @@ class RejectSink:
         if conn is not None and (self._pending or self._spool is not None):
             with conn.cursor() as cur, cur.copy(
                 "COPY rejects (task_run_id, run_id, shop_id, task, channel, position, product_id,"
-                " field, reason, excerpt) FROM STDIN"
+                " field, reason, excerpt, outcome) FROM STDIN"
             ) as copy:
                 for row in self._spooled():
                     copy.write_row(row)
@@ -123,6 +131,11 @@ class RejectSink:
                 channels.setdefault(channel, {})[reason] = n
         if channels:
             out["rejected_by_channel"] = channels
+        dropped: dict[str, dict[str, int]] = {}
+        for (channel, reason), n in self.dropped_by_channel_reason.items():
+            dropped.setdefault(channel or "", {})[reason] = n
+        if dropped:
+            out["dropped_by_channel"] = dropped
         return out
 
 

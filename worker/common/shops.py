@@ -35,8 +35,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "image_square": False,  # pad processed images to a white square canvas
     "apparel": False,  # Google's apparel minimum image size (250 × 250) applies
     "image_max_edge": 1600,  # processed images fit within this edge
-    # feed lines built by PostgreSQL (less worker CPU, much more database CPU: see docs/feed.md)
-    "feed_database_lines": False,
     # publish the title as the description where the shop gives none (Google requires one)
     "description_from_title": False,
 }

@@ -140,10 +140,10 @@ class BuiltFeed:
     gzip: bool
     rows: int = 0
     excluded: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)  # items excluded, by reason
+    dropped: Counter[str] = field(default_factory=Counter)  # attributes left out, by reason
     bytes: int = 0
     sha256: str = ""
-    python_rows: int = 0  # rows the database handed back to Python (method "lines")
 
     @property
     def key(self) -> str:
@@ -201,6 +201,7 @@ def make_manifest(
         "rows": feed.rows,
         "rejected": dict(sorted(feed.rejected.items())),
         "rejected_total": sum(feed.rejected.values()),
+        "dropped": dict(sorted(feed.dropped.items())),
         "excluded": feed.excluded,
         "bytes": feed.bytes,
         "sha256": feed.sha256,

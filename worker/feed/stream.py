@@ -1,12 +1,12 @@
-"""The query behind every feed (the database formats prices, dates, lists) and the Python row stream.
+"""The query behind every feed (the database formats prices, dates, lists) and the row stream.
 
 PostgreSQL does what it does well, in its own process (another core, or RDS): prices rounded to the
 currency's decimals, dates in ISO 8601, image lists joined, the summary EP's change class, whether a
-group id collides with a product id. ``feed_query`` is also the base of the lines PostgreSQL
-builds (worker/feed/lines.py, a shop's opt-in ``feed_database_lines``). On the Python path, rows
+group id collides with a product id and which variant attributes differ within a group. Rows
 stream through a server-side cursor (fetched 2000 at a time) or ``COPY (SELECT …) TO STDOUT`` as
-FeedProduct rows; both were measured (bench/results-feed.md, earlier runs): psycopg hands COPY data
-over one row per call, which costs more per row in this process than the cursor's batches.
+``FeedProduct`` rows (worker/feed/product.py); both were measured (bench/results-feed.md, earlier
+runs): psycopg hands COPY data over one row per call, which costs more per row in this process
+than the cursor's batches.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from worker.common.product import CURRENCY_DECIMALS
-from worker.feed.channels.base import LIST_SEP, FeedProduct, normalise
+from worker.feed.product import LIST_SEP, FeedProduct, normalise
 
 Method = Literal["copy", "cursor"]
 _DECIMALS = json.dumps(CURRENCY_DECIMALS)
@@ -40,6 +40,8 @@ _COLUMNS = """
     array_to_string(p.additional_image_links, {sep}),
     round(p.price, d.n)::text,
     round(p.sale_price, d.n)::text,
+    to_char(p.sale_price_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+    to_char(p.sale_price_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
     p.currency::text,
     p.availability,
     to_char(p.availability_date AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
@@ -49,17 +51,21 @@ _COLUMNS = """
     p.mpn,
     p.item_group_id,
     {group_is_id},
+    {group_varies},
+    p.color,
+    p.size,
+    p.gender,
+    p.age_group,
+    p.material,
+    p.pattern,
+    p.size_system,
+    p.size_type,
     p.product_type,
     p.google_product_category,
     p.naver_category,
-    round(p.shipping_cost)::text,
+    round(p.shipping_cost, d.n)::text,
     {change},
     {update_time}
-"""
-
-_ARRAYS = """,
-    p.additional_image_urls,
-    p.additional_image_links
 """
 
 _GROUP_IS_ID = """
@@ -68,6 +74,20 @@ _GROUP_IS_ID = """
         WHERE q.shop_id = p.shop_id AND q.product_id = p.item_group_id AND q.gone_at IS NULL
     ) THEN 't' END
 """
+# Meta: the items of a group differ by size, color, gender, age_group, material or pattern, and
+# each carries the attribute that differs. Per group of two or more live items: the attributes
+# every item has and that differ ("full"), then "|", then those only some items have ("partial");
+# one grouped scan, hash-joined to the rows.
+VARIANT_ATTRIBUTES = ("color", "size", "gender", "age_group", "material", "pattern")
+_GROUPS = sql.SQL(
+    " LEFT JOIN (SELECT item_group_id, concat_ws(',', {full}) || '|' || concat_ws(',', {partial})"
+    " AS varies FROM products"
+    " WHERE shop_id = {shop} AND gone_at IS NULL AND item_group_id IS NOT NULL"
+    " GROUP BY item_group_id HAVING count(*) > 1) g ON g.item_group_id = p.item_group_id"
+)
+_FULL = "CASE WHEN count({a}) = count(*) AND count(DISTINCT {a}) > 1 THEN '{a}' END"
+_PARTIAL = "CASE WHEN count({a}) BETWEEN 1 AND count(*) - 1 THEN '{a}' END"
+
 # A product first seen after the watermark is new (I); one changed after it is updated (U); one gone
 # after it is deleted (D). Without a watermark (no EP published yet) every live product is new.
 _CHANGE = """
@@ -87,27 +107,29 @@ def feed_query(
     check_groups: bool = False,
     summary: bool = False,
     since: datetime | None = None,
-    arrays: bool = False,
 ) -> sql.Composed:
-    """The SELECT behind the stream: live products, plus gone ones after ``since`` for a summary.
-
-    ``arrays`` appends the two image arrays themselves (for the lines PostgreSQL builds).
-    """
+    """The SELECT behind the stream: live products, plus gone ones after ``since`` for a summary."""
     since_sql = sql.SQL("{}::timestamptz").format(sql.Literal(since))
-    columns = sql.SQL(_COLUMNS + _ARRAYS if arrays else _COLUMNS).format(
+    columns = sql.SQL(_COLUMNS).format(
         sep=sql.Literal(LIST_SEP),
         group_is_id=sql.SQL(_GROUP_IS_ID if check_groups else "NULL::text"),
+        group_varies=sql.SQL("g.varies" if check_groups else "NULL::text"),
         change=sql.SQL(_CHANGE).format(since=since_sql) if summary else sql.SQL("NULL::text"),
         update_time=sql.SQL(_UPDATE_TIME if summary else "NULL::text"),
     )
     return sql.SQL(
         "SELECT {columns} FROM products p"
         " CROSS JOIN LATERAL (SELECT coalesce(({decimals}::jsonb ->> p.currency::text)::int, 2)"
-        " AS n) d"
+        " AS n) d{groups}"
         " WHERE p.shop_id = {shop} AND {where} ORDER BY p.product_id"
     ).format(
         columns=columns, decimals=sql.Literal(_DECIMALS), shop=sql.Literal(shop_id),
         where=_where(summary, since_sql),
+        groups=_GROUPS.format(
+            shop=sql.Literal(shop_id),
+            full=sql.SQL(", ").join(sql.SQL(_FULL.format(a=a)) for a in VARIANT_ATTRIBUTES),
+            partial=sql.SQL(", ").join(sql.SQL(_PARTIAL.format(a=a)) for a in VARIANT_ATTRIBUTES),
+        ) if check_groups else sql.SQL(""),
     )
 
 
@@ -115,14 +137,6 @@ def _where(summary: bool, since_sql: sql.Composable) -> sql.Composable:
     if summary:
         return sql.SQL("(p.gone_at IS NULL OR p.gone_at > {since})").format(since=since_sql)
     return sql.SQL("p.gone_at IS NULL")
-
-
-def count_query(shop_id: str, *, summary: bool = False, since: datetime | None = None) -> sql.Composed:
-    """How many rows ``feed_query`` with the same arguments yields."""
-    return sql.SQL("SELECT count(*) FROM products p WHERE p.shop_id = {shop} AND {where}").format(
-        shop=sql.Literal(shop_id),
-        where=_where(summary, sql.SQL("{}::timestamptz").format(sql.Literal(since))),
-    )
 
 
 def stream_products(

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from worker.feed.channels import registry
+
 if TYPE_CHECKING:
     from worker.common.shops import Shop
 
@@ -33,8 +35,6 @@ MAX_PIXELS = 64_000_000
 MAX_UPSCALE = 1.2
 DEFAULT_MAX_EDGE = 1600
 DEFAULT_QUALITY = 85
-# Google: every product image at least 500 × 500 from this day (CHANNELS.md, answer/6324350).
-GOOGLE_500_FROM = date(2027, 1, 31)
 # Only the formats the platforms accept are even parsed: no EPS (Ghostscript), no exotic plugins.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG covers MPO
 WHITE = (255, 255, 255)
@@ -97,18 +97,16 @@ class ChannelRule:
 
 
 def channel_rules(*, apparel: bool, on: date) -> dict[str, ChannelRule]:
-    """Each known channel's image size rule on a given day (CHANNELS.md; Google's changes)."""
-    google_min = 500 if on >= GOOGLE_500_FROM else (250 if apparel else 100)
-    google = ChannelRule(google_min, google_min)
-    meta = ChannelRule(500, 500)
-    naver = ChannelRule(300, 300, 4000, 4000)
-    return {
-        "google": google,
-        "google_tsv": google,
-        "meta": meta,
-        "naver": naver,
-        "naver_summary": naver,
-    }
+    """Each registered channel's image size rule on a given day, as its module states it.
+
+    The channel modules own their platform's sizes (``Channel.image_size``): a new channel brings
+    its rule with it, and one cannot be added without one (``min_image_size`` is required).
+    """
+    rules = {}
+    for name, channel in registry().items():
+        size = channel.image_size(apparel=apparel, on=on)
+        rules[name] = ChannelRule(size.min_width, size.min_height, size.max_width, size.max_height)
+    return rules
 
 
 def fitness(width: int, height: int, rules: Mapping[str, ChannelRule]) -> dict[str, bool]:

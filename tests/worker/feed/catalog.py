@@ -19,7 +19,9 @@ COLUMNS = (
     "additional_image_links", "price", "sale_price", "currency", "availability",
     "availability_date", "condition", "brand", "gtin", "mpn", "item_group_id", "product_type",
     "google_product_category", "naver_category", "shipping_cost", "image_url", "image_fitness",
-    "additional_image_urls", "first_seen_at", "changed_at", "gone_at",
+    "additional_image_urls", "first_seen_at", "changed_at", "gone_at", "color", "size", "gender",
+    "age_group", "material", "pattern", "size_system", "size_type", "sale_price_start",
+    "sale_price_end",
 )
 
 
@@ -53,6 +55,9 @@ def product(product_id: str, **overrides: Any) -> dict[str, Any]:
         "first_seen_at": T0,
         "changed_at": T0,
         "gone_at": None,
+        "color": None, "size": None, "gender": None, "age_group": None, "material": None,
+        "pattern": None, "size_system": None, "size_type": None, "sale_price_start": None,
+        "sale_price_end": None,
     }
     unknown = set(overrides) - set(row)
     if unknown:
@@ -133,6 +138,24 @@ def edge_catalog() -> list[dict[str, Any]]:
         product("A-026", product_type=None),  # Naver: no category
         product("A-027",
                 description="<script>alert('x')</script>Visible &eacute;t&eacute; &#1;text<!-- c -->"),
+        # Issue 12's rules (the build time is helpers.NOW, 2026-11-29 03:00 UTC).
+        product("A-032", title="린넨 셔츠 네이비 M", item_group_id="SHIRT", color="Navy", size="M",
+                gender="남성", age_group="adult", material="Linen", pattern="Solid",
+                size_system="eu", size_type="regular"),
+        product("A-033", title="린넨 셔츠 화이트 M", item_group_id="SHIRT", color="White", size="M",
+                gender="male", age_group="adult"),
+        product("A-034", link="https://shop.example/상품/셔츠 1?색상=네이비",
+                image_link="https://shop.example/이미지/셔츠 1.jpg"),  # encoded, not refused
+        product("A-035", sale_price=Decimal("9900"),  # a sale open now
+                sale_price_start=datetime(2026, 11, 25, tzinfo=UTC),
+                sale_price_end=datetime(2026, 12, 5, tzinfo=UTC)),
+        product("A-036", sale_price=Decimal("9900"),  # a sale to come: Naver keeps the price
+                sale_price_start=datetime(2026, 12, 10, tzinfo=UTC),
+                sale_price_end=datetime(2026, 12, 20, tzinfo=UTC)),
+        product("A-037", gtin="2000000000015"),  # restricted for Google; Naver's barcode
+        product("A-038", gtin="8801234567890"),  # wrong check digit: dropped everywhere
+        product("A-039", image_link="http://10.0.0.1/img.jpg"),  # private host: excluded
+        product("상품-040"),  # not an ASCII id: Naver excludes it, the others keep it
         product("A-028", gone_at=T0),  # gone before the watermark: in no feed
         product("A-029", gone_at=T1, changed_at=T0),  # gone after it: a summary "D"
     ]

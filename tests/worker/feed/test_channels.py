@@ -12,7 +12,7 @@ import pytest
 
 from tests.fixtures_shops import make_shop
 from tests.worker.feed.catalog import WATERMARK, edge_catalog, insert_products
-from tests.worker.feed.helpers import build, read_text
+from tests.worker.feed.helpers import GOLDEN_OPTIONS, build, read_text
 from worker.common.errors import ConfigError
 from worker.feed.channels import get_channel, registry
 from worker.feed.channels.google import FIELDS as GOOGLE_FIELDS
@@ -33,7 +33,7 @@ def built(conn: psycopg.Connection, tmp_path: Path):  # type: ignore[no-untyped-
         " VALUES ('shop-a', 'naver', 'k', 1, 1, 'x', %s)", (WATERMARK,),
     )
     conn.commit()
-    result, rejects = build(conn, "shop-a", ALL, tmp_path / "all")
+    result, rejects = build(conn, "shop-a", ALL, tmp_path / "all", options=GOLDEN_OPTIONS)
     return result, rejects, {f.channel.name: f for f in result.feeds}
 
 
@@ -44,7 +44,7 @@ def test_one_pass_reads_each_product_once_and_matches_each_channel_alone(
     live_or_changed = len(edge_catalog()) - 1  # A-028 went before the watermark
     assert result.rows_in == live_or_changed
     for name in ALL:
-        alone, _ = build(conn, "shop-a", [name], tmp_path / name)
+        alone, _ = build(conn, "shop-a", [name], tmp_path / name, options=GOLDEN_OPTIONS)
         assert read_text(alone.feeds[0].path) == read_text(feeds[name].path), name
 
 
@@ -74,13 +74,31 @@ def test_google_xml_parses_and_holds_the_rules(built) -> None:  # type: ignore[n
     # A processed image without a public address (no PUBLIC_BASE_URL) is not sent to a platform.
     assert items["A-031"].findtext(f"{G}image_link") == "https://shop.example/img/A-031.jpg"
     assert items["A-031"].findall(f"{G}additional_image_link") == []
-    assert items["A-024"].findtext("link") == "https://shop.example/p/a%2Cb?x=1&y=2"
+    # A comma stays in an XML link (RFC 3986 allows it); the text feed and image URLs encode it.
+    assert items["A-024"].findtext("link") == "https://shop.example/p/a,b?x=1&y=2"
     assert items["A-027"].findtext("description") == "Visible été text"
-    assert rejects.ids("google") == {"A-013", "A-019", "A-020", "A-021"}
+    # Issue 12's rules (catalog A-032…): variants, Hangul URLs, sale windows, GTINs, hosts.
+    assert (items["A-032"].findtext(f"{G}gender"), items["A-032"].findtext(f"{G}size_system")) == (
+        "male", "EU"
+    )
+    assert items["A-034"].findtext("link") == (
+        "https://shop.example/%EC%83%81%ED%92%88/%EC%85%94%EC%B8%A0%201"
+        "?%EC%83%89%EC%83%81=%EB%84%A4%EC%9D%B4%EB%B9%84"
+    )
+    assert items["A-035"].findtext(f"{G}sale_price_effective_date") == (
+        "2026-11-25T00:00:00Z/2026-12-05T00:00:00Z"
+    )
+    assert items["A-037"].findtext(f"{G}gtin") is None  # restricted prefix 2
+    assert items["A-038"].findtext(f"{G}gtin") is None  # wrong check digit
+    assert items["A-007"].find(f"{G}shipping").findtext(f"{G}price") == "3.50 USD"  # type: ignore[union-attr]
+    assert items["A-025"].find(f"{G}shipping") is None  # -1: paid on delivery
+    assert rejects.ids("google") == {"A-013", "A-019", "A-020", "A-021", "A-039"}
+    assert rejects.ids("google", "dropped") == {"A-025", "A-037", "A-038"}
     assert feeds["google"].rejected == {
         "availability_date is missing for availability preorder": 1,
-        "description is missing": 1, "price is zero": 1, "link is not an http(s) URL of at most "
-        "2000 characters": 1,
+        "description is missing": 1, "price is zero": 1,
+        "link is not an http(s) URL": 1,
+        "image_link host is a private address, which a platform cannot fetch": 1,
     }
 
 
@@ -115,7 +133,12 @@ def test_meta_csv_parses_with_the_csv_module(built) -> None:  # type: ignore[no-
     # The processed image is unfit for Meta: the shop's own image and extra images are used.
     assert rows["A-022"]["image_link"] == "https://shop.example/img/A-022.jpg"
     assert len(rows["A-022"]["additional_image_link"].split(",")) == 2
-    assert rejects.ids("meta") == {"A-009", "A-019", "A-020", "A-021"}
+    assert rejects.ids("meta") == {"A-009", "A-019", "A-020", "A-021", "A-039"}
+    assert (rows["A-032"]["color"], rows["A-033"]["color"]) == ("Navy", "White")
+    assert rows["A-032"]["item_group_id"] == rows["A-033"]["item_group_id"] == "SHIRT"
+    assert rows["A-037"]["gtin"] == "2000000000015"  # Meta has no prefix rule
+    assert rows["A-036"]["sale_price_effective_date"] == "2026-12-10T00:00:00Z/2026-12-20T00:00:00Z"
+    assert rows["A-001"]["shipping"] == "KR::Standard:0 KRW"
     assert feeds["meta"].rejected["none of brand, gtin, mpn is given"] == 1
 
 
@@ -138,7 +161,13 @@ def test_naver_ep_columns_prices_and_exclusions(built) -> None:  # type: ignore[
     assert all(r["shipping"].lstrip("-").isdigit() for r in rows.values())
     # Sold out: left out by policy and counted, not rejected.
     assert "A-011" not in rows and "A-025" not in rows and feeds["naver"].excluded == 2
-    assert rejects.ids("naver") == {"A-007", "A-020", "A-021", "A-023", "A-026"}
+    assert rejects.ids("naver") == {"A-007", "A-020", "A-021", "A-023", "A-026", "A-039",
+                                    "상품-040"}
+    assert (rows["A-035"]["price_pc"], rows["A-035"]["normal_price"]) == ("9900", "12900")
+    assert (rows["A-036"]["price_pc"], rows["A-036"]["normal_price"]) == ("12900", "")
+    assert rows["A-037"]["barcode"] == "2000000000015" and rows["A-038"]["barcode"] == ""
+    assert rows["A-010"]["barcode"] == "0012345678905"  # UPC-A with its leading 0
+    assert rows["A-032"]["group_id"] == "SHIRT" and rows["A-032"]["gender"] == "남성"
 
 
 def test_naver_summary_holds_only_what_changed(built) -> None:  # type: ignore[no-untyped-def]

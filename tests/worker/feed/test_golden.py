@@ -13,7 +13,7 @@ import pytest
 
 from tests.fixtures_shops import make_shop
 from tests.worker.feed.catalog import WATERMARK, edge_catalog, insert_products
-from tests.worker.feed.helpers import build, read_text
+from tests.worker.feed.helpers import GOLDEN_OPTIONS, build, read_text
 from worker.feed.channels import registry
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -36,7 +36,7 @@ def test_channel_output_matches_its_golden_file(
         " VALUES ('shop-a', 'naver', 'k', 1, 1, 'x', %s)", (WATERMARK,),
     )
     conn.commit()
-    result, _ = build(conn, "shop-a", [channel], tmp_path)
+    result, _ = build(conn, "shop-a", [channel], tmp_path, options=GOLDEN_OPTIONS)
     text = read_text(result.feeds[0].path)
     golden = GOLDEN / _golden_name(channel)
     if os.environ.get("CATALOG_UPDATE_GOLDEN") == "1":

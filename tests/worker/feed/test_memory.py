@@ -10,7 +10,7 @@ import pytest
 
 from tests.fixtures_shops import make_shop
 from tests.worker.feed.catalog import generate_products
-from tests.worker.feed.helpers import build
+from tests.worker.feed.helpers import CountRejects, build
 from worker.feed import publish
 
 CHANNELS = ("google", "meta", "naver")
@@ -20,7 +20,8 @@ ITERSIZE = 200  # rows per cursor batch: psycopg holds up to two batches while i
 def peak_bytes(conn: psycopg.Connection, folder: Path) -> int:
     tracemalloc.start()
     try:
-        result, _ = build(conn, "shop-a", CHANNELS, folder, itersize=ITERSIZE)
+        result, _ = build(conn, "shop-a", CHANNELS, folder, itersize=ITERSIZE,
+                          rejects=CountRejects())
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from worker.common.product import CURRENCY_DECIMALS
-from worker.feed.channels.base import format_price
+from worker.feed.rules import format_price
 from worker.feed.stream import data_as_of
 
 amounts = st.decimals(min_value=0, max_value=Decimal("9999999999.9999"), places=4)

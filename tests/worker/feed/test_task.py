@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,12 @@ def test_feed_publishes_every_channel_with_a_manifest_and_records_rejects(
     assert google["sha256"] == hashlib.sha256(data).hexdigest()
     assert google["bytes"] == len(data)
     assert google["key"] == "feeds/shop-a/google.xml.gz" and google["compression"] == "gzip"
-    assert gzip.decompress(data).count(b"<item>") == google["rows"] == 25
-    assert google["rejected"]["price is zero"] == 1 and google["rejected_total"] == 4
+    assert gzip.decompress(data).count(b"<item>") == google["rows"] == 33
+    assert google["rejected"]["price is zero"] == 1 and google["rejected_total"] == 5
+    assert google["dropped"] == {
+        "gtin check digit is wrong": 1, "gtin has a restricted-circulation or coupon prefix": 1,
+        "shipping_cost is negative (paid on delivery): no price to send": 1,
+    }
     assert google["generated_at"] and google["data_as_of"]
     naver = manifest(out.parent.parent, "naver")
     assert naver["compression"] is None and naver["excluded"] == 2
@@ -72,37 +77,17 @@ def test_feed_publishes_every_channel_with_a_manifest_and_records_rejects(
     assert nbytes == sum(manifest(out.parent.parent, c)["bytes"] for c in channels)
     recorded = conn.execute(
         "SELECT channel, reason, product_id FROM rejects WHERE task = 'feed' AND channel = 'naver'"
-        " ORDER BY product_id"
+        " AND outcome = 'excluded' ORDER BY product_id"
     ).fetchall()
-    assert rejected == conn.execute("SELECT count(*) FROM rejects").fetchone()[0]  # type: ignore[index]
-    assert [r[2] for r in recorded] == ["A-007", "A-020", "A-021", "A-023", "A-026"]
+    excluded = conn.execute("SELECT count(*) FROM rejects WHERE outcome = 'excluded'").fetchone()
+    assert (rejected,) == excluded
+    assert [r[2] for r in recorded] == ["A-007", "A-020", "A-021", "A-023", "A-026", "A-039",
+                                        "상품-040"]
     assert recorded[0][1] == "price is in USD, Naver takes KRW only"
     published = conn.execute(
         "SELECT channel, rows FROM feed_publications WHERE shop_id = 'shop-a' ORDER BY channel"
     ).fetchall()
     assert [c for c, _ in published] == sorted(channels)
-
-
-def test_the_shop_option_hands_line_building_to_the_database_with_the_same_files(
-    conn: psycopg.Connection, settings_env: dict[str, str], tmp_path: Path
-) -> None:
-    channels = ["google", "meta", "naver"]
-    make_shop(conn, id="shop-a", channels=channels)
-    insert_products(conn, "shop-a", edge_catalog())
-    files = {}
-    for option in (False, True):
-        make_shop(conn, id="shop-a", channels=channels, options={"feed_database_lines": option})
-        conn.commit()
-        out = tmp_path / f"out-{option}"
-        assert run_feed({**settings_env, "OUTPUT_URL": str(out)}, RUN_ID="") == EXIT_OK
-        *_, counts, _ = last_task_run(conn)
-        assert counts["lines_made_by"] == ("database" if option else "python")
-        feeds = out / "feeds" / "shop-a"
-        files[option] = {
-            p.name: gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
-            for p in feeds.iterdir() if not p.name.endswith(".manifest.json")
-        }
-    assert files[True] == files[False] and len(files[True]) == 3
 
 
 def test_publish_gate_refuses_a_big_drop_keeps_the_old_feed_and_yields_to_force(
@@ -231,3 +216,93 @@ def test_a_process_killed_mid_feed_leaves_the_previous_feed_and_manifest(
     # A later attempt finishes the job (the gate sees growth, not a drop).
     assert run_feed(settings_env) == EXIT_OK
     assert manifest(root, "google")["rows"] == 60_005
+
+
+def test_a_channel_that_excluded_every_item_is_not_published_the_others_are(
+    conn: psycopg.Connection, settings_env: dict[str, str]
+) -> None:
+    make_shop(conn, id="shop-a", channels=["google", "naver"])
+    insert_products(conn, "shop-a", [product(f"P{i}") for i in range(3)])
+    assert run_feed(settings_env) == EXIT_OK
+    root = Path(settings_env["OUTPUT_URL"])
+    naver_before = (manifest(root, "naver"), (root / "feeds/shop-a/naver.tsv").read_bytes())
+    # Every product now in dollars: Naver takes KRW only, so it would publish an empty EP.
+    conn.execute("UPDATE products SET currency = 'USD'")
+    conn.commit()
+    assert run_feed(settings_env) == EXIT_OK
+    assert (manifest(root, "naver"), (root / "feeds/shop-a/naver.tsv").read_bytes()) == naver_before
+    assert manifest(root, "google")["rows"] == 3 and "USD" in str(
+        gzip.decompress((root / "feeds/shop-a/google.xml.gz").read_bytes()))
+    status, code, *_, counts, error = last_task_run(conn)
+    assert (status, code, error) == ("succeeded", 0, None)
+    failed = counts["failed_channels"]["naver"]
+    assert failed["rejected"] == {"price is in USD, Naver takes KRW only": 3}
+    assert "every one of the shop's 3 live products was excluded" in failed["problem"]
+    assert "naver" not in counts["channels"]
+
+
+def test_no_channel_publishable_exits_65_naming_the_top_reasons_and_keeps_the_feeds(
+    conn: psycopg.Connection, settings_env: dict[str, str]
+) -> None:
+    make_shop(conn, id="shop-a", channels=["google", "meta"])
+    insert_products(conn, "shop-a", [product(f"P{i}") for i in range(4)])
+    assert run_feed(settings_env) == EXIT_OK
+    root = Path(settings_env["OUTPUT_URL"])
+    folder = root / "feeds" / "shop-a"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    # A broken mapping: every link points at the shop's private network.
+    conn.execute("UPDATE products SET link = 'http://10.0.0.7/p/' || product_id")
+    conn.commit()
+    assert run_feed(settings_env) == EXIT_DATAERR
+    status, code, *_, error = last_task_run(conn)
+    assert (status, code) == ("failed", 65)
+    assert "no channel could be published" in error and "google:" in error and "meta:" in error
+    assert "link host is a private address, which a platform cannot fetch (4)" in error
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    # Each excluded item is on record, with its channel, field and reason.
+    rows = conn.execute(
+        "SELECT channel, product_id, field, outcome FROM rejects WHERE task = 'feed'"
+        " ORDER BY channel, product_id"
+    ).fetchall()
+    assert rows == [(c, f"P{i}", "link", "excluded") for c in ("google", "meta") for i in range(4)]
+
+
+def test_the_summary_counts_excluded_items_and_dropped_attributes_by_reason(
+    conn: psycopg.Connection, settings_env: dict[str, str]
+) -> None:
+    make_shop(conn, id="shop-a", channels=["google", "naver"])
+    insert_products(conn, "shop-a", [
+        product("P1", gtin="4006381333932"),  # wrong check digit: dropped everywhere
+        product("P2", naver_category="12"),  # Naver: dropped
+        product("P3", price=Decimal("0")),  # excluded everywhere
+        product("P4"),
+    ])
+    assert run_feed(settings_env, RUN_ID="") == EXIT_OK
+    *_, counts, _ = last_task_run(conn)
+    assert counts["channels"]["google"]["dropped"] == {"gtin check digit is wrong": 1}
+    assert counts["channels"]["naver"]["dropped"] == {
+        "gtin check digit is wrong": 1, "naver_category is not an 8-digit Naver category id": 1,
+    }
+    assert counts["channels"]["naver"]["rejected"] == {"price is zero": 1}
+    assert counts["dropped_by_channel"]["naver"]["gtin check digit is wrong"] == 1
+    assert counts["rejected_by_channel"]["google"] == {"price is zero": 1}
+    recorded = conn.execute(
+        "SELECT channel, product_id, field, outcome, reason FROM rejects WHERE task = 'feed'"
+        " ORDER BY channel, outcome, product_id"
+    ).fetchall()
+    assert [r[:4] for r in recorded] == [
+        ("google", "P1", "gtin", "dropped"), ("google", "P3", "price", "excluded"),
+        ("naver", "P1", "gtin", "dropped"), ("naver", "P2", "naver_category", "dropped"),
+        ("naver", "P3", "price", "excluded"),
+    ]
+
+
+def test_a_summary_alone_is_no_published_feed(
+    conn: psycopg.Connection, settings_env: dict[str, str]
+) -> None:
+    make_shop(conn, id="shop-a", channels=["naver", "naver_summary"])
+    insert_products(conn, "shop-a", [product(f"P{i}", currency="USD") for i in range(2)])
+    assert run_feed(settings_env) == EXIT_DATAERR
+    status, code, *_, error = last_task_run(conn)
+    assert (status, code) == ("failed", 65) and "naver: every one" in error
+    assert not (Path(settings_env["OUTPUT_URL"]) / "feeds" / "shop-a").exists()

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.worker.images import samples as s
+from worker.feed.channels.google import IMAGE_500_FROM as GOOGLE_500_FROM
 from worker.images.process import (
-    GOOGLE_500_FROM,
     MAX_UPSCALE,
     ImageRejected,
     Outcome,

@@ -1,64 +1,84 @@
-"""The small Channel interface, the product row every channel reads, and the rules channels share.
+"""The small Channel interface every channel module implements, and what it is created with.
 
 A channel is a preset (SyliusFeedPlugin's idea): a field mapping from ``FeedProduct``, the
-platform's rules, and a file format. It turns one product into one chunk of text, or raises
-``RejectedRecord`` naming the reason and the field when the platform would refuse the row. The rules
-here are pure functions so that they can be tested by the thousand.
+platform's own limits and spellings, and a file format; the rules that do not depend on the
+platform live in ``worker.feed.rules``. ``row`` turns one product into one chunk of text, or
+raises ``RejectedRecord`` (the item is excluded from this channel, with its reason); an attribute
+the platform would refuse is left out of the item and reported through ``drop``.
 """
 
 from __future__ import annotations
 
-import html
-import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import ClassVar, NamedTuple
 
 from worker.common.errors import RejectedRecord
-from worker.common.product import CURRENCY_DECIMALS
+from worker.common.settings import Network, Settings
+from worker.common.shops import Shop
+from worker.feed.product import LIST_SEP, FeedProduct
+from worker.feed.rules import (
+    UrlProblem,
+    amount,
+    canonical,
+    is_positive_amount,
+    iso_utc,
+    less_than,
+    normalise_gtin,
+    publishable_url,
+    restricted_gtin,
+    window_open,
+)
 
-if TYPE_CHECKING:
-    from worker.feed.lines import LineSQL
 
-# Separator of the image lists in FeedProduct: a control character, so never part of a valid URL.
-LIST_SEP = "\x1f"
+@dataclass(frozen=True)
+class ImageSize:
+    """The image sizes a channel accepts, in pixels (inclusive); None: no maximum."""
+
+    min_width: int
+    min_height: int
+    max_width: int | None = None
+    max_height: int | None = None
 
 
-class FeedProduct(NamedTuple):
-    """One product as the stream yields it: formatted by the database, normalised by ``normalise``.
+@dataclass(frozen=True)
+class ChannelOptions:
+    """What a channel needs of the shop and the deployment, resolved once per task."""
 
-    Its text fields are single-line, without the characters XML forbids, and the description holds
-    no HTML: channels apply only their own limits and mappings.
-    """
+    country: str | None = None  # ISO 3166-1 alpha-2: shipping's country (Google, Meta)
+    apparel: bool = False  # the shop option: Google's apparel attributes are required
+    description_from_title: bool = False  # the shop option: a missing description is the title
+    # FETCH_ALLOW_NETWORKS: addresses a platform can reach in this deployment (the local demo).
+    allow_networks: tuple[Network, ...] = ()
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))  # the build's time
 
-    product_id: str
-    title: str
-    description: str | None
-    link: str
-    mobile_link: str | None
-    image_url: str | None  # the processed image (images task), when there is one
-    image_link: str | None  # the shop's own image
-    unfit: str | None  # comma list of the image_fitness keys that are false
-    additional_image_urls: str | None  # LIST_SEP-joined processed extra images
-    additional_image_links: str | None  # LIST_SEP-joined shop's extra images
-    price: str  # already rounded to the currency's decimals, e.g. "15.00", "12900"
-    sale_price: str | None
-    currency: str
-    availability: str
-    availability_date: str | None  # ISO 8601, UTC
-    condition: str
-    brand: str | None
-    gtin: str | None
-    mpn: str | None
-    item_group_id: str | None
-    group_is_id: str | None  # "t" when item_group_id equals a live product id of the shop
-    product_type: str | None
-    google_product_category: str | None
-    naver_category: str | None
-    shipping_cost: str | None  # whole number
-    change: str | None  # summary EP class: I, U or D (None when the shop has no summary channel)
-    update_time: str | None  # "YYYY-MM-DD HH:MM:SS", Asia/Seoul
+    @classmethod
+    def for_shop(cls, shop: Shop, settings: Settings) -> ChannelOptions:
+        """What the channels need of the shop and the deployment, once per task (or preview)."""
+        return cls(
+            country=shop.country,
+            apparel=bool(shop.option("apparel")),
+            description_from_title=bool(shop.option("description_from_title")),
+            allow_networks=settings.fetch_allow_networks,
+            now=datetime.now(UTC),
+        )
+
+    @property
+    def now_iso(self) -> str:
+        return iso_utc(self.now)
+
+    @property
+    def year_ahead_iso(self) -> str:
+        return iso_utc(self.now + timedelta(days=365))
+
+
+class Dropped(NamedTuple):
+    """An attribute left out of an item, and why (the item itself stays in the channel)."""
+
+    field: str
+    reason: str
+    excerpt: str | None
 
 
 class Channel(ABC):
@@ -72,10 +92,28 @@ class Channel(ABC):
     # A delta channel takes the rows changed since its last publication (gone ones included) and
     # has no publish gate; a full channel takes every live product.
     delta: ClassVar[bool] = False
-    # Whether the stream must say if a row's item_group_id equals a live product id (a join).
+    # Whether the stream must say if a row's item_group_id equals a live product id, and which
+    # variant attributes differ within the row's group (a join and a grouped scan).
     checks_groups: ClassVar[bool] = False
     # For a delta channel: the channels whose last publication marks "since when".
     since_channels: ClassVar[tuple[str, ...]] = ()
+    # The platform's image size rule (the images task reads it through the registry): the
+    # smallest edge in pixels, the apparel one where the platform has one, the largest if any.
+    min_image_size: ClassVar[int]
+    min_image_size_apparel: ClassVar[int | None] = None
+    max_image_size: ClassVar[int | None] = None
+
+    def __init__(self, options: ChannelOptions | None = None) -> None:
+        self.options = options or ChannelOptions()
+        self.dropped: list[Dropped] = []
+
+    @classmethod
+    def image_size(cls, *, apparel: bool, on: date) -> ImageSize:
+        """The image size this channel accepts on a given day, for an apparel shop or not."""
+        edge = cls.min_image_size
+        if apparel and cls.min_image_size_apparel is not None:
+            edge = cls.min_image_size_apparel
+        return ImageSize(edge, edge, cls.max_image_size, cls.max_image_size)
 
     def header(self) -> str:
         return ""
@@ -84,18 +122,42 @@ class Channel(ABC):
     def row(self, p: FeedProduct) -> str | None:
         """The product's text in this channel; None leaves it out by policy (not a reject).
 
-        Raises ``RejectedRecord`` when the platform would refuse the row.
+        Raises ``RejectedRecord`` when the platform would refuse the item; ``drop`` records an
+        attribute left out of it.
         """
 
     def footer(self) -> str:
         return ""
 
-    def line_sql(self) -> LineSQL | None:
-        """The channel's line built by PostgreSQL (worker/feed/lines.py), None to build all in Python.
+    # --- what every preset uses: the shared rules applied, with what they drop recorded -------
 
-        It must give exactly ``row``'s text for every row it does not hand back to Python.
-        """
-        return None
+    def drop(self, field: str, reason: str, excerpt: str | None = None) -> None:
+        """Leave an attribute out of the current item, with the reason (the task records it)."""
+        self.dropped.append(Dropped(field, reason, excerpt))
+
+    def url(self, value: str | None, field: str, *, limit: int, required: bool,
+            encode_comma: bool = False) -> str:
+        """A publishable URL (``rules.publishable_url``); a bad one excludes the item when
+        ``required``, else it is dropped with its reason."""
+        if not value:
+            if required:
+                raise RejectedRecord(f"{field} is missing", field=field)
+            return ""
+        try:
+            return publishable_url(value, limit=limit, allow=self.options.allow_networks,
+                                   encode_comma=encode_comma)
+        except UrlProblem as problem:
+            reason = f"{field} {problem.reason}"
+            if required:
+                raise RejectedRecord(reason, field=field, excerpt=value[:200]) from None
+            self.drop(field, reason, value[:200])
+            return ""
+
+    def description(self, p: FeedProduct) -> str:
+        """The description, or the title where the shop option says so and there is none."""
+        if not p.description and self.options.description_from_title:
+            return p.title
+        return p.description or ""
 
     def image(self, p: FeedProduct) -> str | None:
         """The processed image when it suits this channel and has a public address, else the shop's.
@@ -122,186 +184,88 @@ class Channel(ABC):
             return []
         return [u for u in joined.split(LIST_SEP) if u][:limit]
 
+    def additional_urls(self, p: FeedProduct, field: str, *, limit: int,
+                        encode_comma: bool = False, count: int = 10) -> list[str]:
+        """The extra images as publishable URLs; a bad one is dropped with its reason."""
+        urls = self.additional_images(p, count)
+        if not urls:
+            return urls
+        return [u for u in (self.url(u, field, limit=limit, required=False,
+                                     encode_comma=encode_comma) for u in urls) if u]
 
-# --- text rules ----------------------------------------------------------------------------------
+    def sale(self, p: FeedProduct) -> tuple[str, str]:
+        """``(sale price, sale_price_effective_date)`` for Google and Meta; ``("", "")`` without one.
 
-# What XML 1.0 forbids (its Char production, inverted), which breaks a whole feed; and DEL and the
-# C1 controls, which XML 1.0 only discourages but which are never text and trip other parsers.
-_XML_FORBIDDEN = re.compile(
-    "[^\t\n\r\u0020-\u007e\u00a0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
-_DROP_ELEMENTS = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_SCRIPT_OR_STYLE = re.compile(r"<(?:script|style)", re.IGNORECASE)
-_TAG = re.compile(r"<!--.*?-->|<[A-Za-z/!][^>]*>", re.DOTALL)
+        A sale price not lower than the price, or whose window is over or inverted, is dropped
+        with the reason. A window with both ends becomes the ISO 8601 interval; with one end only,
+        the sale price is sent while the window is open at build time.
+        """
+        sale = p.sale_price
+        if not sale:
+            return "", ""
+        if not (is_positive_amount(sale) and less_than(sale, p.price)):
+            self.drop("sale_price", "sale_price is not lower than price", sale)
+            return "", ""
+        start, end, now = p.sale_price_start, p.sale_price_end, self.options.now_iso
+        if start and end:
+            if end <= start:
+                self.drop("sale_price", "sale window ends before it starts", f"{start}/{end}")
+                return "", ""
+            if end <= now:
+                self.drop("sale_price", "sale window ended before the feed was built",
+                          f"{start}/{end}")
+                return "", ""
+            return f"{sale} {p.currency}", f"{start}/{end}"
+        if not window_open(start, end, now):
+            self.drop("sale_price", "sale window not open when the feed was built",
+                      f"{start or ''}/{end or ''}")
+            return "", ""
+        return f"{sale} {p.currency}", ""
 
+    def limited(self, value: str | None, field: str, limit: int) -> str:
+        """A free-text attribute within ``limit`` characters; a longer one is dropped (a cut
+        colour or part number would be a wrong one)."""
+        if not value:
+            return ""
+        if len(value) > limit:
+            self.drop(field, f"{field} longer than {limit} characters", value[:120])
+            return ""
+        return value
 
-def strip_forbidden(text: str) -> str:
-    """Remove what XML 1.0 forbids (C0 controls but tab/LF/CR, U+FFFE/FFFF, surrogates), DEL, C1."""
-    return _XML_FORBIDDEN.sub("", text)
+    def spelled(self, value: str | None, field: str, table: dict[str, str],
+                spellings: dict[str, str]) -> str:
+        """A value of a fixed set in the channel's spelling; one outside it is dropped."""
+        neutral, problem = canonical(value, table)
+        if problem:
+            self.drop(field, f"{field} {problem}", value)
+            return ""
+        if not neutral:
+            return ""
+        spelling = spellings.get(neutral)
+        if spelling is None:
+            self.drop(field, f"{field} has no {self.name} value", value)
+            return ""
+        return spelling
 
+    def gtin(self, p: FeedProduct, *, drop_restricted: bool) -> str:
+        """A valid GTIN, or "" with the reason dropped; ``drop_restricted``: Google's prefix rule."""
+        gtin, problem = normalise_gtin(p.gtin)
+        if problem:
+            self.drop("gtin", problem, p.gtin)
+            return ""
+        if gtin and drop_restricted and restricted_gtin(gtin):
+            self.drop("gtin", "gtin has a restricted-circulation or coupon prefix", gtin)
+            return ""
+        return gtin
 
-def one_line(text: str) -> str:
-    """Collapse every run of whitespace (tabs, newlines) into one space; trim the ends."""
-    # str.split() walks Unicode whitespace in C: many times faster than a regex substitution.
-    return " ".join(text.split())
-
-
-def strip_html(text: str) -> str:
-    """Plain text from HTML: tags and comments out, script/style bodies out, entities decoded."""
-    if "<" in text:
-        if _SCRIPT_OR_STYLE.search(text):
-            text = _DROP_ELEMENTS.sub(" ", text)
-        text = _TAG.sub(" ", text)
-    if "&" in text:
-        text = html.unescape(text)
-    return text
-
-
-# A character clean_text would remove or replace: what XML forbids, DEL, C1, and every whitespace
-# character but the plain space (str.isspace's set, spelled out so that it is one class: one scan).
-_BAD_CHAR = re.compile(
-    "[\x00-\x1f\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-    "\ud800-\udfff\ufffe\uffff]"
-)
-
-
-def is_clean(text: str) -> bool:
-    """Whether ``clean_text`` would leave ``text`` as it is (without HTML); much cheaper than it."""
-    return not text or not (
-        _BAD_CHAR.search(text) or "  " in text or text[0] == " " or text[-1] == " "
-    )
-
-
-# FeedProduct fields that are shop text (not database-formatted numbers, dates or URL lists).
-_TEXT_FIELDS = tuple(
-    FeedProduct._fields.index(name)
-    for name in ("title", "brand", "gtin", "mpn", "item_group_id", "product_type",
-                 "google_product_category", "naver_category")
-)
-_DESCRIPTION = FeedProduct._fields.index("description")
-
-
-def normalise(row: Sequence[str | None]) -> FeedProduct:
-    """The stream's row as a FeedProduct with its text cleaned once, for every channel."""
-    values = list(row)
-    for i in _TEXT_FIELDS:
-        value = values[i]
-        if value and not is_clean(value):
-            values[i] = clean_text(value)
-    description = values[_DESCRIPTION]
-    if description:
-        values[_DESCRIPTION] = clean_text(description, html=True)
-    return FeedProduct._make(values)
-
-
-def clean_text(text: str | None, *, html: bool = False) -> str:
-    """A single-line value: forbidden characters out, whitespace collapsed; HTML out if ``html``.
-
-    ``html`` is for fields shops fill with markup (descriptions). A title's "<Deluxe>" is text.
-    """
-    if not text:
-        return ""
-    if html:
-        # HTML first: a decoded entity (&#1;) may itself be a character the next step removes.
-        text = strip_html(text)
-    if is_clean(text):
-        return text
-    return one_line(strip_forbidden(text))
-
-
-def trim_at_word(text: str, limit: int) -> str:
-    """At most ``limit`` characters, cut at the last word boundary when one is near enough.
-
-    "Near enough" is the last fifth of the limit: a text with no space there (Korean without
-    spaces, a long URL) is cut at the limit itself rather than losing most of its length.
-    """
-    if len(text) <= limit:
-        return text
-    cut = text[: limit + 1]
-    space = cut.rfind(" ")
-    if space >= limit * 4 // 5:
-        return cut[:space].rstrip()
-    return text[:limit].rstrip()
-
-
-def xml_escape(text: str) -> str:
-    """Escape for XML element content (the three characters that matter there)."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    return text
-
-
-def format_price(amount: Decimal | str | int, currency: str) -> str:
-    """``15.00 USD``, ``12900 KRW``: the currency's ISO 4217 decimals, '.' always, no grouping.
-
-    Half-up rounding, as PostgreSQL's ``round(numeric, n)`` does, so that the database-formatted
-    stream and this function agree (tested).
-    """
-    decimals = CURRENCY_DECIMALS.get(currency, 2)
-    value = Decimal(amount).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-    return f"{value:f} {currency}"
-
-
-def is_positive_amount(text: str | None) -> bool:
-    """Whether a database-formatted amount is above zero."""
-    return text is not None and text != "" and text[0] != "-" and text.strip("0.") != ""
-
-
-def less_than(a: str, b: str) -> bool:
-    """Whether amount ``a`` < ``b``, both database-formatted decimals."""
-    return Decimal(a) < Decimal(b)
-
-
-# --- required-field checks shared by the presets ------------------------------------------------
-
-# http(s), then no whitespace and nothing XML forbids (the same set as _BAD_CHAR), in one match.
-_URL_OK = re.compile(
-    "(?i:https?)://[^\\s\x00-\x1f\x7f-\xa0\ud800-\udfff\ufffe\uffff]+\\Z"
-)
-
-
-def require(value: str, field: str, reason: str | None = None) -> str:
-    """The value, or a rejection naming the field when it is empty."""
-    if not value:
-        raise RejectedRecord(reason or f"{field} is missing", field=field)
-    return value
-
-
-def check_id(product_id: str, limit: int) -> str:
-    """A product id the platform keeps: present, single-line, at most ``limit`` characters.
-
-    An id is never trimmed: two products trimmed to the same id would collide on the platform.
-    """
-    value = product_id.strip()
-    if not value:
-        raise RejectedRecord("id is missing", field="id")
-    if len(value) > limit or _BAD_CHAR.search(value):
-        raise RejectedRecord(
-            f"id longer than {limit} characters or holding control characters or line breaks",
-            field="id",
-            excerpt=value[:120],
-        )
-    return value
-
-
-def check_url(url: str | None, field: str, *, required: bool = True, limit: int = 2000) -> str:
-    """An http(s) URL without spaces or controls, at most ``limit`` characters; commas as %2C."""
-    value = (url or "").strip()
-    if not value:
-        if required:
-            raise RejectedRecord(f"{field} is missing", field=field)
-        return ""
-    if len(value) > limit or not _URL_OK.match(value):
-        if required:
-            raise RejectedRecord(
-                f"{field} is not an http(s) URL of at most {limit} characters",
-                field=field,
-                excerpt=value[:200],
-            )
-        return ""
-    # Google (answer/6324350) asks for commas percent-encoded; text formats split on them too.
-    return value.replace(",", "%2C") if "," in value else value
+    def shipping_price(self, p: FeedProduct) -> str:
+        """The shipping price for the shop's country (Google, Meta), "" when either is unknown."""
+        cost = p.shipping_cost
+        value = amount(cost)
+        if value is None or not self.options.country:
+            return ""
+        if value < 0:
+            self.drop("shipping", "shipping_cost is negative (paid on delivery): no price to send",
+                      cost)
+            return ""
+        return f"{cost} {p.currency}"

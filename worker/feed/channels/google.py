@@ -1,33 +1,49 @@
 """Google Merchant Center: RSS 2.0 with the ``g:`` namespace, one ``<item>`` per line.
 
-Rules (support.google.com/merchants): format and namespace answer/160567; id 1–50 answer/6324405;
-title ≤ 150 answer/6324415; description ≤ 5000, longer is truncated answer/6324468; price
-``15.00 USD`` with the currency's decimals answer/6324371; availability and availability_date
-answer/6324448, answer/6324470; identifier_exists answer/6324478; image_link http(s) ≤ 2000 with
-commas as %2C answer/6324350; additional_image_link ≤ 10 answer/6324370. brand/mpn ≤ 70 is
-*unconfirmed* (CHANNELS.md). The file's 4 GB limit (answer/14991445) is far above what a shop sends.
+Google's own pages (support.google.com/merchants/answer/…), the rule each one gives:
+- format and namespace: 160567 (https://support.google.com/merchants/answer/160567)
+- id 1–50 characters, never rewritten: 6324405; title ≤ 150: 6324415; description ≤ 5000, longer
+  truncated: 6324468; link http(s), RFC 3986, ≤ 2000: 6324416; mobile_link: 6324459
+- image_link http(s), RFC 3986, ≤ 2000, ``,`` as ``%2C``: 6324350; additional_image_link ≤ 10:
+  6324370; image sizes ≥ 100 × 100 (apparel ≥ 250 × 250), every image ≥ 500 × 500 from
+  2027-01-31: 6324350
+- price ``15.00 USD`` with the currency's decimals: 6324371; sale_price lower than price: 6324471;
+  sale_price_effective_date an ISO 8601 interval ``start/end``: 6324460
+- availability in_stock / out_of_stock / preorder / backorder: 6324448; availability_date ISO
+  8601, required for preorder and backorder, at most one year ahead: 6324470
+- gtin 8/12/13/14 digits with a valid check digit: 6324461; restricted-circulation prefixes
+  (02, 04, 2; a GTIN-14's first digit is no part of the prefix) refused: 6286293 and 7000684;
+  coupon prefixes (05, 981–984, 99) refused: 6286302; identifier_exists: 6324478; brand ≤ 70:
+  6324351; mpn ≤ 70: 6324482
+- item_group_id ≤ 50: 6324507; color ≤ 100: 6324487; size ≤ 100: 6324492; gender male / female /
+  unisex: 6324479; age_group newborn / infant / toddler / kids / adult: 6324463; material ≤ 200:
+  6324410; pattern ≤ 100: 6324483; size_system: 6324502; size_type: 6324497; apparel needs
+  color, size, gender and age_group: 6324507 and those pages
+- shipping (country, price in the feed's currency; in the text format
+  ``country:region:service:price``, every colon kept): 6324484; product_type ≤ 750: 6324406
+- the text (tab-separated) format: 160567, values quoted as in ``google_tsv``
+The file's 4 GB limit (answer/14991445) is far above what a shop sends.
 
 ``google_fields`` is the mapping shared with the tab-separated variant (``google_tsv``).
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import NamedTuple
 
 from worker.common.errors import RejectedRecord
-from worker.feed import lines
-from worker.feed.channels.base import (
-    Channel,
-    FeedProduct,
+from worker.feed.channels.base import Channel, ImageSize
+from worker.feed.product import FeedProduct
+from worker.feed.rules import (
+    AGE_GROUPS,
+    GENDERS,
     check_id,
-    check_url,
     is_positive_amount,
-    less_than,
     require,
     trim_at_word,
     xml_escape,
 )
-from worker.feed.lines import LineSQL
 
 NAMESPACE = "http://base.google.com/ns/1.0"
 AVAILABILITY = {
@@ -38,25 +54,29 @@ AVAILABILITY = {
     # Google has no "discontinued": a product that is gone for good is out of stock until removed.
     "discontinued": "out_of_stock",
 }
-# The attributes in file order; the TSV header is this tuple.
-GTIN_LENGTHS = (8, 12, 13, 14)
-# What GoogleChannel.row writes whatever the value, and the values it XML-escapes.
-ALWAYS = ("id", "title", "description", "link", "image_link", "availability", "price", "condition")
-ESCAPED = ("id", "title", "description", "link", "mobile_link", "image_link",
-           "additional_image_link", "brand", "mpn", "item_group_id", "product_type",
-           "google_product_category")
-
-
-def clean_gtin(value: str | None) -> str:
-    """A GTIN of 8, 12, 13 or 14 digits (spaces and hyphens removed), else empty."""
-    if not value:
-        return ""
-    digits = value.replace(" ", "").replace("-", "")
-    return digits if digits.isdigit() and len(digits) in GTIN_LENGTHS else ""
+AGE_GROUP = {"newborn": "newborn", "infant": "infant", "toddler": "toddler", "kids": "kids",
+             # "adult: typically teens or older" (answer/6324463)
+             "teen": "adult", "adult": "adult"}
+SIZE_SYSTEMS = ("AU", "BR", "CN", "DE", "EU", "FR", "IT", "JP", "MEX", "UK", "US")
+SIZE_TYPES = ("regular", "petite", "maternity", "big", "tall", "plus")
+APPAREL_REQUIRED = ("color", "size", "gender", "age_group")
+ID_LIMIT = 50
+TITLE_LIMIT = 150
+DESCRIPTION_LIMIT = 5000
+URL_LIMIT = 2000
+BRAND_LIMIT = 70
+MPN_LIMIT = 70
+GROUP_LIMIT = 50
+COLOR_LIMIT = 100
+SIZE_LIMIT = 100
+MATERIAL_LIMIT = 200
+PATTERN_LIMIT = 100
+PRODUCT_TYPE_LIMIT = 750
+IMAGE_500_FROM = date(2027, 1, 31)
 
 
 class GoogleValues(NamedTuple):
-    """A product's Google attributes, in ``FIELDS`` order; empty strings are left out."""
+    """A product's Google attributes, in file order; empty strings are left out."""
 
     id: str
     title: str
@@ -69,12 +89,22 @@ class GoogleValues(NamedTuple):
     availability_date: str
     price: str
     sale_price: str
+    sale_price_effective_date: str
     condition: str
     brand: str
     gtin: str
     mpn: str
     identifier_exists: str
     item_group_id: str
+    color: str
+    size: str
+    gender: str
+    age_group: str
+    material: str
+    pattern: str
+    size_system: str
+    size_type: str
+    shipping: str  # the price; the country is the shop's
     product_type: str
     google_product_category: str
 
@@ -82,18 +112,16 @@ class GoogleValues(NamedTuple):
 FIELDS = GoogleValues._fields
 
 
-def google_fields(ch: Channel, p: FeedProduct) -> GoogleValues:
-    """The product's Google values, plain text, or ``RejectedRecord``."""
-    pid = check_id(p.product_id, 50)
-    title = require(trim_at_word(p.title, 150), "title")
-    description = require(trim_at_word(p.description or "", 5000), "description")
-    link = check_url(p.link, "link")
-    mobile_link = check_url(p.mobile_link, "mobile_link", required=False) if p.mobile_link else ""
-    image = check_url(ch.image(p), "image_link")
-    extra = ch.additional_images(p, 10)
-    if extra:
-        extra = [u for u in (check_url(u, "additional_image_link", required=False)
-                             for u in extra) if u]
+def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleValues:
+    """The product's Google values, plain text, or ``RejectedRecord``.
+
+    ``text``: for the tab-separated file, where every URL has ``,`` encoded (answer/6324350).
+    """
+    pid = check_id(p.product_id, ID_LIMIT)
+    title = require(trim_at_word(p.title, TITLE_LIMIT), "title")
+    description = require(trim_at_word(ch.description(p), DESCRIPTION_LIMIT), "description")
+    if not is_positive_amount(p.price):
+        raise RejectedRecord("price is zero", field="price", excerpt=p.price)
     availability = AVAILABILITY[p.availability]
     availability_date = ""
     if availability in ("preorder", "backorder"):
@@ -101,73 +129,83 @@ def google_fields(ch: Channel, p: FeedProduct) -> GoogleValues:
             p.availability_date or "", "availability_date",
             f"availability_date is missing for availability {availability}",
         )
-    if not is_positive_amount(p.price):
-        raise RejectedRecord("price is zero", field="price", excerpt=p.price)
-    price = f"{p.price} {p.currency}"
-    sale_price = ""
-    if p.sale_price and is_positive_amount(p.sale_price) and less_than(p.sale_price, p.price):
-        sale_price = f"{p.sale_price} {p.currency}"
-    brand = trim_at_word(p.brand, 70) if p.brand else ""
-    gtin = clean_gtin(p.gtin)
-    mpn = p.mpn or ""
-    if len(mpn) > 70:
-        mpn = ""  # a cut part number is a wrong one
-    identifier_exists = "" if gtin or (brand and mpn) else "no"
+        if availability_date > ch.options.year_ahead_iso:
+            raise RejectedRecord(
+                "availability_date is more than one year ahead", field="availability_date",
+                excerpt=availability_date,
+            )
     group = p.item_group_id or ""
-    if len(group) > 50:
+    if len(group) > GROUP_LIMIT:
         raise RejectedRecord(
-            "item_group_id longer than 50 characters", field="item_group_id", excerpt=group[:120]
+            f"item_group_id longer than {GROUP_LIMIT} characters", field="item_group_id",
+            excerpt=group[:120],
         )
+    color = ch.limited(p.color, "color", COLOR_LIMIT)
+    size = ch.limited(p.size, "size", SIZE_LIMIT)
+    gender = ch.spelled(p.gender, "gender", GENDERS, {g: g for g in ("male", "female", "unisex")})
+    age_group = ch.spelled(p.age_group, "age_group", AGE_GROUPS, AGE_GROUP)
+    if ch.options.apparel:
+        present = {"color": color, "size": size, "gender": gender, "age_group": age_group}
+        missing = [f for f in APPAREL_REQUIRED if not present[f]]
+        if missing:
+            raise RejectedRecord(
+                f"apparel item without {', '.join(missing)} (Google requires color, size, "
+                "gender and age_group for apparel)", field=missing[0],
+            )
+    link = ch.url(p.link, "link", limit=URL_LIMIT, required=True, encode_comma=text)
+    mobile_link = ch.url(p.mobile_link, "mobile_link", limit=URL_LIMIT, required=False,
+                         encode_comma=text)
+    image = ch.url(ch.image(p), "image_link", limit=URL_LIMIT, required=True, encode_comma=True)
+    extra = ch.additional_urls(p, "additional_image_link", limit=URL_LIMIT, encode_comma=True)
+    sale_price, effective = ch.sale(p)
+    brand = trim_at_word(p.brand, BRAND_LIMIT) if p.brand else ""
+    gtin = ch.gtin(p, drop_restricted=True)
+    mpn = ch.limited(p.mpn, "mpn", MPN_LIMIT)
+    identifier_exists = "" if gtin or (brand and mpn) else "no"
+    size_system = ""
+    if p.size_system:
+        size_system = p.size_system.upper()
+        if size_system not in SIZE_SYSTEMS:
+            ch.drop("size_system", "size_system is not one of Google's size systems",
+                    p.size_system)
+            size_system = ""
+    size_type = ""
+    if p.size_type:
+        types = [t.strip().lower() for t in p.size_type.split(",")]
+        if len(types) <= 2 and all(t in SIZE_TYPES for t in types):
+            size_type = ",".join(types)
+        else:
+            ch.drop("size_type", "size_type is not one or two of Google's size types",
+                    p.size_type)
     return GoogleValues(
         pid, title, description, link, mobile_link, image, extra, availability, availability_date,
-        price, sale_price, p.condition, brand, gtin, mpn, identifier_exists, group,
-        trim_at_word(p.product_type, 750) if p.product_type else "",
+        f"{p.price} {p.currency}", sale_price, effective, p.condition, brand, gtin, mpn,
+        identifier_exists, group, color, size, gender, age_group,
+        ch.limited(p.material, "material", MATERIAL_LIMIT),
+        ch.limited(p.pattern, "pattern", PATTERN_LIMIT), size_system, size_type,
+        ch.shipping_price(p),
+        trim_at_word(p.product_type, PRODUCT_TYPE_LIMIT) if p.product_type else "",
         p.google_product_category or "",
     )
 
 
-def google_sql_values(channel: str) -> dict[str, str]:
-    """google.google_fields in SQL: each attribute's plain text, '' when absent, NULL when Python's."""
-    availability = ("CASE WHEN c.availability = 'discontinued' THEN 'out_of_stock'"
-                    " ELSE c.availability END")
-    brand = lines.optional_within("c.brand_c", 70)
-    mpn = "CASE WHEN char_length(coalesce(c.mpn_c, '')) > 70 THEN '' ELSE coalesce(c.mpn_c, '') END"
-    return {
-        "id": lines.product_id(50),
-        "title": lines.within("c.title_c", 150),
-        "description": lines.within("c.description_c", 5000),
-        "link": "c.link_u",
-        "mobile_link": "c.mobile_link_u",
-        "image_link": lines.image_link(channel),
-        "additional_image_link": f"({lines.extra_images(channel)})",
-        "availability": availability,
-        "availability_date": (
-            "CASE WHEN c.availability NOT IN ('preorder', 'backorder') THEN ''"
-            " WHEN c.availability_date <> '' THEN c.availability_date END"
-        ),
-        "price": f"({lines.positive_price()}) || ' ' || c.currency",
-        "sale_price": lines.sale_price(),
-        "condition": "c.condition",
-        "brand": brand,
-        "gtin": "c.gtin_v",
-        "mpn": mpn,
-        "identifier_exists": (
-            f"CASE WHEN c.gtin_v <> '' OR (({brand}) <> '' AND ({mpn}) <> '')"
-            " THEN '' ELSE 'no' END"
-        ),
-        "item_group_id": (
-            "CASE WHEN char_length(coalesce(c.item_group_id_c, '')) <= 50"
-            " THEN coalesce(c.item_group_id_c, '') END"
-        ),
-        "product_type": lines.optional_within("c.product_type_c", 750),
-        "google_product_category": "coalesce(c.google_product_category_c, '')",
-    }
+# The g: elements written, when present, between condition and shipping (in this order).
+_TAIL = ("brand", "gtin", "mpn", "identifier_exists", "item_group_id", "color", "size", "gender",
+         "age_group", "material", "pattern", "size_system", "size_type")
 
 
 class GoogleChannel(Channel):
     name = "google"
     extension = "xml"
     content_type = "application/xml; charset=utf-8"
+    min_image_size = 100
+    min_image_size_apparel = 250
+
+    @classmethod
+    def image_size(cls, *, apparel: bool, on: date) -> ImageSize:
+        if on >= IMAGE_500_FROM:
+            return ImageSize(500, 500)
+        return super().image_size(apparel=apparel, on=on)
 
     def header(self) -> str:
         return (
@@ -178,72 +216,44 @@ class GoogleChannel(Channel):
         )
 
     def row(self, p: FeedProduct) -> str:
-        (pid, title, description, link, mobile_link, image, extra, availability,
-         availability_date, price, sale_price, condition, brand, gtin, mpn, identifier_exists,
-         group, product_type, category) = google_fields(self, p)
+        v = google_fields(self, p)
         esc = xml_escape
-        # Spelled out rather than looped over FIELDS: this is the hot path of the biggest feed.
         parts = [
-            "<item><g:id>", esc(pid), "</g:id><title>", esc(title), "</title><description>",
-            esc(description), "</description><link>", esc(link), "</link>",
+            "<item><g:id>", esc(v.id), "</g:id><title>", esc(v.title), "</title><description>",
+            esc(v.description), "</description><link>", esc(v.link), "</link>",
         ]
-        if mobile_link:
-            parts += ("<g:mobile_link>", esc(mobile_link), "</g:mobile_link>")
-        parts += ("<g:image_link>", esc(image), "</g:image_link>")
-        for url in extra:
+        if v.mobile_link:
+            parts += ("<g:mobile_link>", esc(v.mobile_link), "</g:mobile_link>")
+        parts += ("<g:image_link>", esc(v.image_link), "</g:image_link>")
+        for url in v.additional_image_link:
             parts += ("<g:additional_image_link>", esc(url), "</g:additional_image_link>")
-        parts += ("<g:availability>", availability, "</g:availability>")
-        if availability_date:
-            parts += ("<g:availability_date>", availability_date, "</g:availability_date>")
-        parts += ("<g:price>", price, "</g:price>")
-        if sale_price:
-            parts += ("<g:sale_price>", sale_price, "</g:sale_price>")
-        parts += ("<g:condition>", condition, "</g:condition>")
-        if brand:
-            parts += ("<g:brand>", esc(brand), "</g:brand>")
-        if gtin:
-            parts += ("<g:gtin>", gtin, "</g:gtin>")
-        if mpn:
-            parts += ("<g:mpn>", esc(mpn), "</g:mpn>")
-        if identifier_exists:
-            parts += ("<g:identifier_exists>", identifier_exists, "</g:identifier_exists>")
-        if group:
-            parts += ("<g:item_group_id>", esc(group), "</g:item_group_id>")
-        if product_type:
-            parts += ("<g:product_type>", esc(product_type), "</g:product_type>")
-        if category:
-            parts += ("<g:google_product_category>", esc(category), "</g:google_product_category>")
+        parts += ("<g:availability>", v.availability, "</g:availability>")
+        if v.availability_date:
+            parts += ("<g:availability_date>", v.availability_date, "</g:availability_date>")
+        parts += ("<g:price>", v.price, "</g:price>")
+        if v.sale_price:
+            parts += ("<g:sale_price>", v.sale_price, "</g:sale_price>")
+        if v.sale_price_effective_date:
+            parts += ("<g:sale_price_effective_date>", v.sale_price_effective_date,
+                      "</g:sale_price_effective_date>")
+        parts += ("<g:condition>", v.condition, "</g:condition>")
+        for name in _TAIL:
+            value = getattr(v, name)
+            if value:
+                parts += (f"<g:{name}>", esc(value), f"</g:{name}>")
+        if v.shipping:
+            parts += ("<g:shipping><g:country>", self.options.country or "",
+                      "</g:country><g:price>", v.shipping, "</g:price></g:shipping>")
+        if v.product_type:
+            parts += ("<g:product_type>", esc(v.product_type), "</g:product_type>")
+        if v.google_product_category:
+            parts += ("<g:google_product_category>", esc(v.google_product_category),
+                      "</g:google_product_category>")
         parts.append("</item>\n")
         return "".join(parts)
 
     def footer(self) -> str:
         return "</channel>\n</rss>\n"
-
-    def line_sql(self) -> LineSQL:
-        values, v = lines.as_values(google_sql_values(self.name), f"{self.name}_")
-        # row()'s markup, escaping what row() escapes, in one concat() (NULL-safe: checked first).
-        parts: list[str] = [lines.Text("<item>")]
-        for name in FIELDS:
-            value = v[name]
-            if name in ESCAPED:
-                value = lines.xml(value)
-            element = name if name in ("title", "description", "link") else f"g:{name}"
-            if name == "additional_image_link":
-                between = f"</{element}><{element}>"
-                parts.append(
-                    f"CASE WHEN {v[name]} <> '' THEN concat({lines.lit(f'<{element}>')},"
-                    f" replace({value}, chr(31), {lines.lit(between)}),"
-                    f" {lines.lit(f'</{element}>')}) END"
-                )
-            elif name in ALWAYS:
-                parts += (lines.Text(f"<{element}>"), value, lines.Text(f"</{element}>"))
-            else:
-                parts.append(
-                    f"CASE WHEN {v[name]} <> '' THEN concat({lines.lit(f'<{element}>')}, {value},"
-                    f" {lines.lit(f'</{element}>')}) END"
-                )
-        parts.append(lines.Text("</item>"))
-        return LineSQL(lines.concat_line(list(v.values()), parts), values=values)
 
 
 CHANNEL = GoogleChannel

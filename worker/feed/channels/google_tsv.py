@@ -1,20 +1,25 @@
 """Google Merchant Center, tab-separated text: the ``google`` mapping in Google's text format.
 
-A header row of attribute names, one product per line, tab between values (answer/160567);
-``additional_image_link`` values comma-separated in one field (answer/6324370). Values never
-contain a tab or a line break: the shared text rules collapse whitespace, and URLs have commas
-encoded as %2C (answer/6324350), so the separator stays unambiguous.
+A header row of attribute names, one product per line, tab between values
+(https://support.google.com/merchants/answer/160567); ``additional_image_link`` values
+comma-separated in one field (https://support.google.com/merchants/answer/6324370), so every URL
+has ``,`` encoded as ``%2C`` (https://support.google.com/merchants/answer/6324350); ``shipping`` as
+``country:region:service:price`` with the optional parts empty
+(https://support.google.com/merchants/answer/6324484). Google reads a field that starts with ``"``
+as a quoted one: such a value (and one holding a tab or line break, which the shared text rules
+never leave) is quoted, ``"`` doubled (``rules.tsv_field``), so Google reads the same text.
 """
 
 from __future__ import annotations
 
-from worker.feed import lines
-from worker.feed.channels.base import Channel, FeedProduct
-from worker.feed.channels.google import FIELDS, google_fields, google_sql_values
-from worker.feed.lines import LineSQL
+from worker.feed.channels.google import FIELDS, GoogleChannel, google_fields
+from worker.feed.product import FeedProduct
+from worker.feed.rules import tsv_field
 
 
-class GoogleTsvChannel(Channel):
+class GoogleTsvChannel(GoogleChannel):
+    """Google's channel (its rules and image sizes) in the text format."""
+
     name = "google_tsv"
     extension = "tsv"
     content_type = "text/tab-separated-values; charset=utf-8"
@@ -23,13 +28,15 @@ class GoogleTsvChannel(Channel):
         return "\t".join(FIELDS) + "\n"
 
     def row(self, p: FeedProduct) -> str:
-        values = google_fields(self, p)
-        return "\t".join(v if isinstance(v, str) else ",".join(v) for v in values) + "\n"
+        values = google_fields(self, p, text=True)
+        shipping = values.shipping
+        if shipping:
+            shipping = f"{self.options.country}:::{shipping}"
+        fields = [v if isinstance(v, str) else ",".join(v) for v in values._replace(shipping=shipping)]
+        return "\t".join(tsv_field(v) for v in fields) + "\n"
 
-    def line_sql(self) -> LineSQL:
-        values, v = lines.as_values(google_sql_values(self.name), f"{self.name}_")
-        v["additional_image_link"] = f"replace({v['additional_image_link']}, chr(31), ',')"
-        return LineSQL(lines.joined([v[name] for name in FIELDS], "\t"), values=values)
+    def footer(self) -> str:
+        return ""
 
 
 CHANNEL = GoogleTsvChannel

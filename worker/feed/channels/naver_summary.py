@@ -9,17 +9,10 @@ a product down, and a gone product's other values may no longer pass the rules.
 
 from __future__ import annotations
 
-from worker.feed import lines
-from worker.feed.channels.base import FeedProduct
-from worker.feed.channels.naver import (
-    CATEGORIES_SQL,
-    FIELDS,
-    SOLD_OUT,
-    NaverChannel,
-    naver_sql_columns,
-    naver_values,
-)
-from worker.feed.lines import LineSQL
+from worker.common.errors import RejectedRecord
+from worker.feed.channels.naver import FIELDS, ID_LIMIT, SOLD_OUT, NaverChannel, naver_values
+from worker.feed.product import FeedProduct
+from worker.feed.rules import check_id
 
 SUMMARY_FIELDS = (*FIELDS, "class", "update_time")
 _TAIL_EMPTY = "\t" * (len(FIELDS) - 1)
@@ -38,25 +31,13 @@ class NaverSummaryChannel(NaverChannel):
             return None
         update_time = p.update_time or ""
         if p.change == "D" or p.availability in SOLD_OUT:
-            pid = p.product_id.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+            try:
+                pid = check_id(p.product_id, ID_LIMIT, ascii_only=True)
+            except RejectedRecord:
+                return None  # an id Naver's rules refuse was never listed: nothing to take down
             return f"{pid}{_TAIL_EMPTY}\tD\t{update_time}\n"
         values = naver_values(self, p)
         return "\t".join(values) + f"\t{p.change}\t{update_time}\n"
-
-    def line_sql(self) -> LineSQL:
-        # A D row carries the raw id: one with control characters is Python's (tabs, markers).
-        gone = (
-            f"CASE WHEN v.product_id !~ '[\\x01-\\x1f]' THEN v.product_id || {lines.lit(_TAIL_EMPTY)}"
-            " || E'\\tD\\t' || coalesce(v.update_time, '') END"
-        )
-        values, v = naver_sql_columns(self.name)
-        return LineSQL(
-            f"CASE WHEN v.change = 'D' OR v.availability IN ('out_of_stock', 'discontinued')"
-            f" THEN {gone} ELSE {lines.joined(v, chr(9))} || E'\\t' || v.change || E'\\t'"
-            " || coalesce(v.update_time, '') END",
-            middle=(CATEGORIES_SQL,),
-            values=values,
-        )
 
 
 CHANNEL = NaverSummaryChannel
