@@ -20,7 +20,8 @@ from worker.common.db import shop_lock_key
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = b"".join(
-    json.dumps({"product_id": f"p{i}", "title": f"Tea {i}", "price": "1000",
+    json.dumps({"product_id": f"p{i}", "title": f"Tea {i}", "description": f"Green tea {i}",
+                "price": "1000",
                 "link": f"https://shop.example/p{i}",
                 "image_link": f"https://shop.example/p{i}.jpg"}).encode() + b"\n"
     for i in range(5)

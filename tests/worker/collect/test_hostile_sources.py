@@ -165,8 +165,11 @@ def loaded(conn: psycopg.Connection, worker: Callable[..., tuple[int, str]],
         yield load
 
 
-CSV_HEAD = b"sku,name,brand,desc,url,price,sale_price,stock,images,category,gtin,options\r\n"
-CSV_ROW = b"P1,Shirt,ACME,d,https://shop.example/p1,1000,,Y,,,,\r\n"
+# The generator's own columns, so that the shop's mapping fits the bomb's header.
+CSV_HEAD = ",".join(catalog_gen.CSV_COLUMNS).encode() + b"\r\n"
+_ROW = {"sku": "P1", "name": "Shirt", "brand": "ACME", "desc": "d", "url": "https://shop.example/p1",
+        "price": "1000", "stock": "Y"}
+CSV_ROW = ",".join(_ROW.get(c, "") for c in catalog_gen.CSV_COLUMNS).encode() + b"\r\n"
 BOMBS: dict[str, tuple[str, Callable[[], bytes], str]] = {
     # format, body, what the message names
     "100,000 nested arrays": (
