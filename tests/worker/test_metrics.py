@@ -141,7 +141,7 @@ def test_console_logs_get_no_metric_lines(conn, settings_env, monkeypatch, capsy
 def test_a_real_worker_process_prints_parseable_emf(conn, settings_env, tmp_path):
     catalog = tmp_path / "catalog.jsonl"
     catalog.write_text(
-        json.dumps({"id": "p1", "title": "Tea", "description": "Green tea",
+        json.dumps({"id": "p1", "title": "Tea", "description": "Green tea", "brand": "Tea Co",
                     "link": "https://shop.example/p1",
                     "price": "12000", "image_link": "https://shop.example/p1.jpg"}) + "\n"
         + json.dumps({"id": "p2", "link": "https://shop.example/p2", "price": "1"}) + "\n",
