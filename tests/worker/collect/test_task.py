@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from structlog.testing import capture_logs
 
-from bench import catalog_gen
+from tests import catalogs as catalog_gen
 from tests.fixtures_http import Route, serve
 from tests.worker.collect.conftest import (
     products_table,

@@ -17,8 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.fixtures_shops import make_shop
-from tests.worker.feed.catalog import (
+from tests.catalogs import (
     T0,
     T1,
     WATERMARK,
@@ -27,6 +26,7 @@ from tests.worker.feed.catalog import (
     insert_products,
     product,
 )
+from tests.fixtures_shops import make_shop
 from tests.worker.feed.helpers import build, read_text
 from worker.feed.channels import registry
 
