@@ -151,8 +151,8 @@ def psql_copy(database_url: str, shop_id: str, workdir: Path) -> dict[str, Any]:
 def measure(database_url: str, size_mb: int, workdir: Path, naive: bool) -> dict[str, Any]:
     import psycopg
 
-    from bench import catalog_gen
     from submitter.shopfile import parse_shop
+    from tests import catalogs as catalog_gen
     from worker.common.shops import upsert_shops
 
     count = size_mb * 1_000_000 // BYTES_PER_PRODUCT

@@ -118,7 +118,7 @@ def measure(url: str, kind: str) -> dict[str, Any]:
 
 def prepare(url: str, count: int) -> None:
     from submitter.shopfile import parse_shop
-    from tests.worker.feed.catalog import generate_products
+    from tests.catalogs import generate_products
     from worker.common.db import migrate
     from worker.common.shops import upsert_shops
 

@@ -21,11 +21,10 @@ import random
 import resource
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +176,7 @@ def measure(method: str, paths: list[Path], passes: int, threads: int = 1,
 def revalidation_rate(count: int) -> dict[str, Any]:
     import ipaddress
 
+    from tests.fixtures_http import send, serve
     from worker.common.stores.local import LocalStore
     from worker.images.pipeline import ImageHandler, ImageJob, ImagesConfig, bounded_map
     from worker.images.process import ProcessOptions, channel_rules
@@ -184,37 +184,23 @@ def revalidation_rate(count: int) -> dict[str, Any]:
     etags = {f"/img{i}.jpg": f'"{hashlib.sha256(str(i).encode()).hexdigest()[:16]}"'
              for i in range(count)}
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def unchanged(h: BaseHTTPRequestHandler) -> None:
+        etag = etags[h.path]
+        assert h.headers.get("If-None-Match") == etag
+        send(h, 304, headers={"ETag": etag, "Content-Length": "0"})
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            etag = etags[self.path]
-            assert self.headers.get("If-None-Match") == etag
-            self.send_response(304)
-            self.send_header("ETag", etag)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
     config = ImagesConfig(allow=(ipaddress.ip_network("127.0.0.0/8"),), retries=0)
     handler = ImageHandler(
         shop_id="bench", store=LocalStore("/tmp/catalog-bench-images/out"),
         options=ProcessOptions(rules=channel_rules(apparel=False, on=date(2026, 11, 29))),
         config=config,
     )
-    jobs = (ImageJob(f"http://127.0.0.1:{port}{path}", "ok", 0, etag, None, None, True)
-            for path, etag in etags.items())
-    started = time.perf_counter()
-    outcomes = [a.outcome.value for a in bounded_map(handler, jobs, workers=8, max_in_flight=16)]
-    seconds = time.perf_counter() - started
-    server.shutdown()
-    server.server_close()
+    with serve(fallback=unchanged) as server:
+        jobs = (ImageJob(server.url(path), "ok", 0, etag, None, None, True)
+                for path, etag in etags.items())
+        started = time.perf_counter()
+        outcomes = [a.outcome.value for a in bounded_map(handler, jobs, workers=8, max_in_flight=16)]
+        seconds = time.perf_counter() - started
     assert outcomes == ["unchanged"] * count, set(outcomes)
     return {"images": count, "seconds": seconds, "per_s": count / seconds}
 
@@ -232,6 +218,7 @@ def revalidation_task_rate(count: int) -> dict[str, Any]:
 
     from submitter.shopfile import parse_shop
     from tests import fixtures_db
+    from tests.fixtures_http import Route, serve
     from worker.common.accounting import RejectSink
     from worker.common.db import migrate
     from worker.common.settings import Settings
@@ -246,29 +233,13 @@ def revalidation_task_rate(count: int) -> dict[str, Any]:
     body = out.getvalue()
     hits: list[int] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def cdn(h: BaseHTTPRequestHandler) -> None:
+        route = Route(body, etag=f'"{hashlib.sha256(h.path.encode()).hexdigest()[:16]}"')
+        hits.append(304 if route.not_modified(h) else 200)
+        route(h)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            etag = f'"{hashlib.sha256(self.path.encode()).hexdigest()[:16]}"'
-            status = 304 if self.headers.get("If-None-Match") == etag else 200
-            hits.append(status)
-            self.send_response(status)
-            self.send_header("ETag", etag)
-            self.send_header("Content-Length", "0" if status == 304 else str(len(body)))
-            self.end_headers()
-            if status == 200:
-                self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
     with fixtures_db.start(fixtures_db.choose(os.environ), os.environ) as admin_url, \
-            tempfile.TemporaryDirectory() as folder:
+            tempfile.TemporaryDirectory() as folder, serve(fallback=cdn) as server:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute("DROP DATABASE IF EXISTS bench_images")
             admin.execute("CREATE DATABASE bench_images")
@@ -287,7 +258,7 @@ def revalidation_task_rate(count: int) -> dict[str, Any]:
             ) as copy:
                 for i in range(count):
                     copy.write_row(("bench", str(i), f"P{i}", f"https://shop/{i}",
-                                    f"http://127.0.0.1:{port}/img{i}.jpg", 1000, "KRW", b"h"))
+                                    server.url(f"/img{i}.jpg"), 1000, "KRW", b"h"))
             conn.commit()
             config = ImagesConfig(allow=settings.fetch_allow_networks, retries=0)
 
@@ -302,8 +273,6 @@ def revalidation_task_rate(count: int) -> dict[str, Any]:
             first_s, first = once()
             hits.clear()
             second_s, second = once()
-    server.shutdown()
-    server.server_close()
     assert first.counts["outcomes"] == {"ok": count}, first.counts
     assert second.counts["outcomes"] == {"unchanged": count} and set(hits) == {304}
     return {"images": count, "first_s": first_s, "seconds": second_s, "per_s": count / second_s}

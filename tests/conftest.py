@@ -13,6 +13,7 @@ from psycopg import sql
 
 from tests import fixtures_db
 from tests.fixtures_aws import fake_aws_credentials, moto_endpoint  # noqa: F401 -- shared fixtures
+from tests.fixtures_http import http_server  # noqa: F401 -- shared fixture
 from worker.common.db import migrate
 
 _counter = itertools.count()

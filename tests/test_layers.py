@@ -107,3 +107,10 @@ def test_the_checker_sees_a_crossing() -> None:
         ]
     finally:
         probe.unlink()
+
+
+def test_bench_depends_on_tests_never_the_reverse() -> None:
+    """One direction only: the benchmarks use the tests' fixtures and catalog generator
+    (tests/catalogs.py, tests/fixtures_db.py, tests/fixtures_http.py); no test imports bench."""
+    assert crossings("bench", ("tests",)) != [], "bench no longer uses the tests' generator?"
+    assert crossings("tests", ("bench",)) == []

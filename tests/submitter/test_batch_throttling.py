@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import boto3
@@ -16,6 +15,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from submitter.batch import BatchApi, make_client
+from tests.fixtures_http import read_body, send, serve
 from tests.submitter.conftest import DEFINITION, QUEUE, create_batch_resources
 from worker.common.errors import TransientError
 
@@ -26,49 +26,29 @@ class FaultyProxy:
     def __init__(self, upstream_port: int) -> None:
         self.faults: dict[str, list[tuple[int, str]]] = {}
         self.calls: list[str] = []
-        proxy = self
+        self.upstream_port = upstream_port
+        self.url = ""  # set once the server listens
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                path = self.path.split("?")[0]
-                proxy.calls.append(path)
-                pending = proxy.faults.get(path)
-                if pending:
-                    status, code = pending.pop(0)
-                    payload = json.dumps({"__type": code, "message": "injected"}).encode()
-                    self.send_response(status)
-                    self.send_header("x-amzn-ErrorType", code)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
-                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-                self.send_response(response.status)
-                for key, value in response.getheaders():
-                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_POST = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+    def __call__(self, h: BaseHTTPRequestHandler) -> None:
+        body = read_body(h)
+        path = h.path.split("?")[0]
+        self.calls.append(path)
+        pending = self.faults.get(path)
+        if pending:
+            status, code = pending.pop(0)
+            payload = json.dumps({"__type": code, "message": "injected"}).encode()
+            send(h, status, payload, {"x-amzn-ErrorType": code, "Content-Type": "application/json"})
+            return
+        conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
+        headers = {k: v for k, v in h.headers.items() if k.lower() != "host"}
+        conn.request(h.command, h.path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        conn.close()
+        send(h, response.status, data, {
+            key: value for key, value in response.getheaders()
+            if key.lower() not in ("content-length", "transfer-encoding", "connection")
+        })
 
 
 @pytest.fixture
@@ -89,10 +69,9 @@ def proxy(aws_credentials: None) -> Iterator[FaultyProxy]:
         create_batch_resources(boto3.client("batch", endpoint_url=endpoint),
                                boto3.client("iam", endpoint_url=endpoint))
         faulty = FaultyProxy(port)
-        faulty.thread.start()
-        yield faulty
-        faulty.server.shutdown()
-        faulty.server.server_close()
+        with serve(fallback=faulty) as server:
+            faulty.url = server.base
+            yield faulty
     finally:
         moto.stop()
 

@@ -12,8 +12,8 @@ import structlog
 
 from submitter.cli import main
 from submitter.status import feed_reasons
+from tests.catalogs import insert_products, product
 from tests.fixtures_shops import make_shop
-from tests.worker.feed.catalog import insert_products, product
 from worker.common.settings import Settings
 from worker.router import run_task
 

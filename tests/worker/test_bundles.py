@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 
 from submitter.plan import plan_run
+from tests.fixtures_http import Route, serve
 from tests.fixtures_shops import make_shop
-from tests.worker.collect.http_server import Route, serve
 from worker.common.db import shop_lock_key
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import structlog
 
-from bench import catalog_gen
+from tests import catalogs as catalog_gen
 from tests.fixtures_shops import make_shop
 from worker.collect.task import run
 from worker.common import accounting

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from bench import catalog_gen
+from tests import catalogs as catalog_gen
 from tests.worker.collect.conftest import products_table, register, rejects_table
 from worker.common.errors import FatalError
 

@@ -20,9 +20,9 @@ import psycopg
 import psycopg.conninfo
 import pytest
 
-from bench import catalog_gen
+from tests import catalogs as catalog_gen
+from tests.fixtures_http import Route, Server, serve
 from tests.worker.collect.conftest import products_table, register, rejects_table
-from tests.worker.collect.http_server import Route, Server, serve
 
 ADDRESS_SPACE = 1 << 30
 SECRET = "hunter2-canary-Zq8"

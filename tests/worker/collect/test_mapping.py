@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench import catalog_gen
 from submitter.shopfile import parse_shop
+from tests import catalogs as catalog_gen
 from worker.collect.mapping import (
     CompiledMapping,
     column_problems,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker.collect.http_server import Route, serve
+from tests.fixtures_http import Route, serve
 from worker.collect.sources import open_source
 from worker.common.errors import ConfigError, FatalError, TransientError
 from worker.common.settings import Settings

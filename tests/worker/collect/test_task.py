@@ -20,14 +20,14 @@ import psycopg
 import pytest
 from structlog.testing import capture_logs
 
-from bench import catalog_gen
+from tests import catalogs as catalog_gen
+from tests.fixtures_http import Route, serve
 from tests.worker.collect.conftest import (
     products_table,
     register,
     rejects_table,
     write_catalog,
 )
-from tests.worker.collect.http_server import Route, serve
 from worker.common.db import shop_lock_key
 from worker.common.errors import ConfigError, FatalError, TransientError
 from worker.common.settings import Settings

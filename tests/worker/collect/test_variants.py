@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from bench import catalog_gen
 from submitter.shopfile import parse_shop
+from tests import catalogs as catalog_gen
 from tests.worker.collect.conftest import products_table, register, rejects_table, write_catalog
 from worker.collect.mapping import CompiledMapping, mapping_problems
 from worker.collect.validate import ROW_COLUMNS, normalise

@@ -14,10 +14,8 @@ import ssl
 import threading
 import tracemalloc
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import urllib3.util.connection
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.fixtures_http import Certificates, Server, body_of, make_certificates, redirect_to, send, serve
 from worker.common import net
 from worker.common.errors import FatalError, TransientError, exit_code_for
 from worker.common.net import (
@@ -47,102 +46,17 @@ from worker.common.net import (
 )
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
-Handler = Callable[[BaseHTTPRequestHandler], None]
-
-
-# ---------------------------------------------------------------------------------------------
-# A real HTTP server on 127.0.0.1, one handler per path.
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    host: str
-    port: int
-    routes: dict[str, Handler] = field(default_factory=dict)
-    hits: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    def url(self, path: str, host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{path}"
-
-    def count(self, path: str) -> int:
-        return sum(1 for hit_path, _ in self.hits if hit_path == path)
-
-
-def _serve(
-    tls: ssl.SSLContext | None = None, family: socket.AddressFamily = socket.AF_INET
-) -> Iterator[Server]:
-    state = Server("127.0.0.1" if family == socket.AF_INET else "[::1]", 0)
-
-    class RequestHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            state.hits.append((path, {k.lower(): v for k, v in self.headers.items()}))
-            handler = state.routes.get(path)
-            if handler is None:
-                send(self, 404, b"no such path")
-                return
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                handler(self)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    class HTTPServer(ThreadingHTTPServer):
-        address_family = family
-
-    server = HTTPServer(("127.0.0.1" if family == socket.AF_INET else "::1", 0), RequestHandler)
-    server.daemon_threads = True
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    yield from _serve()
+def server(http_server: Server) -> Server:
+    return http_server
 
 
 @pytest.fixture
 def other_server() -> Iterator[Server]:
-    yield from _serve()
-
-
-def send(
-    handler: BaseHTTPRequestHandler,
-    status: int,
-    body: bytes = b"",
-    headers: dict[str, str] | None = None,
-) -> None:
-    handler.send_response(status)
-    headers = headers or {}
-    if "Content-Length" not in headers and status != 304:
-        handler.send_header("Content-Length", str(len(body)))
-    for name, value in headers.items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    if body:
-        handler.wfile.write(body)
-
-
-def body_of(data: bytes, **headers: str) -> Handler:
-    return lambda h: send(h, 200, data, headers)
-
-
-def redirect_to(location: str, status: int = 302) -> Handler:
-    return lambda h: send(h, status, b"", {"Location": location})
+    with serve() as second:
+        yield second
 
 
 class Sleeps(list[float]):
@@ -817,66 +731,11 @@ def test_the_net_module_names_its_failures_for_images() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _certificates(folder: Path, name: str) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a server certificate for ``name``: (ca.pem, cert.pem, key.pem)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "catalog-batch test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                          content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, encipher_only=False,
-                          decipher_only=False),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                       critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
-                       critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = (folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
-    )
-    return paths
-
-
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[Server, Path, list[str | None]]]:
-    ca, cert, key = _certificates(tmp_path, "shop.example")
-    server_names: list[str | None] = []
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    context.sni_callback = lambda sock, name, ctx: server_names.append(name)  # type: ignore[func-returns-value]
-    for state in _serve(context):
-        yield state, ca, server_names
+    certificates: Certificates = make_certificates(tmp_path, "shop.example")
+    with serve(tls=certificates) as state:
+        yield state, certificates.ca, state.server_names
 
 
 def test_https_goes_to_the_pinned_address_and_verifies_the_name(
@@ -927,7 +786,7 @@ def test_https_refuses_an_untrusted_certificate(
 
 
 def test_an_ipv6_server_is_reached_when_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    for server in _serve(family=socket.AF_INET6):
+    with serve(family=socket.AF_INET6) as server:
         server.routes["/v6"] = body_of(b"six")
         FakeResolver(monkeypatch, {"six.example": [["::1"]]})
         url = f"http://six.example:{server.port}/v6"

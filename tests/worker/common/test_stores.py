@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import boto3
@@ -14,6 +14,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError
 
+from tests.fixtures_http import read_body, send, serve
 from worker.common.errors import ConfigError, FatalError, TransientError, exit_code_for
 from worker.common.stores import Store, check_key, open_store
 from worker.common.stores import local as local_module
@@ -294,53 +295,23 @@ class FakeS3:
     def __init__(self, throttle: int) -> None:
         self.throttle = throttle
         self.puts: list[tuple[str, bytes]] = []
-        state = self
+        self._stack = contextlib.ExitStack()
+        self.endpoint = self._stack.enter_context(serve(fallback=self._answer)).base
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_PUT(self) -> None:
-                body = self._body()
-                state.puts.append((self.path, body))
-                if len(state.puts) <= state.throttle:
-                    error = (b"<Error><Code>SlowDown</Code><Message>Please reduce your request "
-                             b"rate.</Message></Error>")
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(error)))
-                    self.end_headers()
-                    self.wfile.write(error)
-                    return
-                self.send_response(200)
-                self.send_header("ETag", '"0123456789abcdef0123456789abcdef"')
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def _body(self) -> bytes:
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    data = b""
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0], 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b""):
-                                pass
-                            return data
-                        data += self.rfile.read(size)
-                        self.rfile.readline()
-                return self.rfile.read(int(self.headers.get("Content-Length", "0")))
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+    def _answer(self, h: BaseHTTPRequestHandler) -> None:
+        if h.command != "PUT":
+            send(h, 501)
+            return
+        self.puts.append((h.path, read_body(h)))
+        if len(self.puts) <= self.throttle:
+            error = (b"<Error><Code>SlowDown</Code><Message>Please reduce your request "
+                     b"rate.</Message></Error>")
+            send(h, 503, error, {"Content-Type": "application/xml"})
+            return
+        send(h, 200, b"", {"ETag": '"0123456789abcdef0123456789abcdef"'})
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self._stack.close()
 
 
 DUMMY_KEYS = {

@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.catalogs import WATERMARK, edge_catalog, insert_products
 from tests.fixtures_shops import make_shop
-from tests.worker.feed.catalog import WATERMARK, edge_catalog, insert_products
 from tests.worker.feed.helpers import GOLDEN_OPTIONS, build, read_text
 from worker.feed.channels import registry
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.catalogs import generate_products
 from tests.fixtures_shops import make_shop
-from tests.worker.feed.catalog import generate_products
 from tests.worker.feed.helpers import CountRejects, build
 from worker.feed import publish
 

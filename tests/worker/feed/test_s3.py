@@ -11,8 +11,8 @@ import boto3
 import psycopg
 import pytest
 
+from tests.catalogs import insert_products, product
 from tests.fixtures_shops import make_shop
-from tests.worker.feed.catalog import insert_products, product
 from worker.common.errors import EXIT_DATAERR, EXIT_OK
 from worker.common.settings import Settings
 from worker.router import run_task

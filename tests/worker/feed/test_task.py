@@ -18,8 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.catalogs import edge_catalog, generate_products, insert_products, product
 from tests.fixtures_shops import make_shop
-from tests.worker.feed.catalog import edge_catalog, generate_products, insert_products, product
 from worker.common.errors import EXIT_DATAERR, EXIT_OK
 from worker.common.settings import Settings
 from worker.router import run_task

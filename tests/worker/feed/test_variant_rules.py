@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.catalogs import insert_products, product
 from tests.fixtures_shops import make_shop
-from tests.worker.feed.catalog import insert_products, product
 from tests.worker.feed.helpers import build, read_text
 from tests.worker.feed.items import XML_AND_TEXT, item, options, publish
 

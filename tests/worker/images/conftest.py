@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 
 import psycopg
 import pytest
 
+from tests.fixtures_http import serve
 from tests.fixtures_shops import make_shop
-from tests.worker.images.helpers import Harness, ImageHost, handler_for
+from tests.worker.images.helpers import Harness, ImageHost
 from worker.common.settings import Settings
 
 
 @pytest.fixture
 def image_host() -> Iterator[ImageHost]:
     host = ImageHost()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(host))
-    server.daemon_threads = True
-    host.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, name="image-host", daemon=True)
-    thread.start()
-    try:
-        yield host
-    finally:
-        host.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve(fallback=host) as server:
+        host.port = server.port
+        try:
+            yield host
+        finally:
+            host.release.set()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers of the images tests: a real HTTP image host on 127.0.0.1, products, a task context."""
+"""Helpers of the images tests: an image host (served by the tests' HTTP server), products, a task context."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import structlog
 
+from tests.fixtures_http import Route, send
 from worker.common import accounting
 from worker.common.settings import Settings
 from worker.common.shops import Shop
@@ -25,7 +26,8 @@ METADATA = "http://169.254.169.254/latest/meta-data/"
 class ImageHost:
     """Files by path; every request is logged as (path, status). Serves like a CDN: ETag and
     Last-Modified on every file (unless ``no_validators``), 304 to a matching conditional GET,
-    and Content-Type image/jpeg whatever the bytes are."""
+    and Content-Type image/jpeg whatever the bytes are. It answers every path of the tests'
+    HTTP server (tests/fixtures_http.py) as its fallback."""
 
     port: int = 0
     files: dict[str, bytes] = field(default_factory=dict)
@@ -48,97 +50,66 @@ class ImageHost:
         with self.lock:
             self.hits.clear()
 
+    def _hit(self, path: str, status: int) -> None:
+        with self.lock:
+            self.hits.append((path, status))
 
-def handler_for(host: ImageHost) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def __call__(self, h: BaseHTTPRequestHandler) -> None:
+        path = h.path
+        if path in self.unavailable:
+            self._answer(h, 503)
+        elif path in self.files:
+            body = self.files[path]
+            route = Route(body, headers={"Content-Type": "image/jpeg"})
+            if path not in self.no_validators:
+                route.etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+                route.last_modified = LAST_MODIFIED
+            self._hit(path, 304 if route.not_modified(h) else 200)
+            route(h)
+        elif path == "/stall.jpg":
+            self._hit(path, 200)
+            h.send_response(200)
+            h.send_header("Content-Length", "100000")
+            h.end_headers()
+            h.wfile.write(b"\xff\xd8\xff\xe0")
+            h.wfile.flush()
+            self.release.wait(20)
+        elif path == "/drip.jpg":
+            self._hit(path, 200)
+            h.send_response(200)
+            h.send_header("Content-Length", "100000")
+            h.end_headers()
+            while not self.release.wait(self.drip_interval):
+                h.wfile.write(b"\xff")
+                h.wfile.flush()
+                with self.lock:
+                    self.drip_sent += 1
+        elif path == "/metadata.jpg":
+            self._answer(h, 302, {"Location": METADATA})
+        elif path.startswith("/status/"):
+            self._answer(h, int(path.split("/")[2].split("?")[0]))
+        elif path in ("/big-length.jpg", "/big-stream.jpg"):
+            self._big(h, announce=path == "/big-length.jpg")
+        else:
+            self._answer(h, 404)
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
+    def _answer(self, h: BaseHTTPRequestHandler, status: int, headers: dict[str, str] | None = None) -> None:
+        self._hit(h.path, status)
+        send(h, status, b"", {**(headers or {}), "Content-Length": "0"})
 
-        def _hit(self, status: int) -> None:
-            with host.lock:
-                host.hits.append((self.path, status))
-
-        def _status(self, status: int, headers: dict[str, str] | None = None) -> None:
-            self._hit(status)
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def do_GET(self) -> None:
-            path = self.path
-            try:
-                if path in host.unavailable:
-                    self._status(503)
-                elif path in host.files:
-                    self._file(path, host.files[path])
-                elif path == "/stall.jpg":
-                    self._hit(200)
-                    self.send_response(200)
-                    self.send_header("Content-Length", "100000")
-                    self.end_headers()
-                    self.wfile.write(b"\xff\xd8\xff\xe0")
-                    self.wfile.flush()
-                    host.release.wait(20)
-                elif path == "/drip.jpg":
-                    self._hit(200)
-                    self.send_response(200)
-                    self.send_header("Content-Length", "100000")
-                    self.end_headers()
-                    while not host.release.wait(host.drip_interval):
-                        self.wfile.write(b"\xff")
-                        self.wfile.flush()
-                        with host.lock:
-                            host.drip_sent += 1
-                elif path == "/metadata.jpg":
-                    self._status(302, {"Location": METADATA})
-                elif path.startswith("/status/"):
-                    self._status(int(path.split("/")[2].split("?")[0]))
-                elif path in ("/big-length.jpg", "/big-stream.jpg"):
-                    self._big(announce=path == "/big-length.jpg")
-                else:
-                    self._status(404)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up, as it should have
-
-        def _file(self, path: str, body: bytes) -> None:
-            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-            validators = path not in host.no_validators
-            if validators and (
-                self.headers.get("If-None-Match") == etag
-                or (self.headers.get("If-None-Match") is None
-                    and self.headers.get("If-Modified-Since") == LAST_MODIFIED)
-            ):
-                self._status(304, {"ETag": etag})
-                return
-            self._hit(200)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            if validators:
-                self.send_header("ETag", etag)
-                self.send_header("Last-Modified", LAST_MODIFIED)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _big(self, *, announce: bool) -> None:
-            self._hit(200)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            if announce:
-                self.send_header("Content-Length", str(BIG))
-            else:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            chunk = b"\xff\xd8" + b"\0" * (1024 * 1024 - 2)
-            for _ in range(BIG // len(chunk)):
-                self.wfile.write(chunk)
-
-    return Handler
+    def _big(self, h: BaseHTTPRequestHandler, *, announce: bool) -> None:
+        self._hit(h.path, 200)
+        h.send_response(200)
+        h.send_header("Content-Type", "image/jpeg")
+        if announce:
+            h.send_header("Content-Length", str(BIG))
+        else:
+            h.send_header("Connection", "close")
+            h.close_connection = True
+        h.end_headers()
+        chunk = b"\xff\xd8" + b"\0" * (1024 * 1024 - 2)
+        for _ in range(BIG // len(chunk)):
+            h.wfile.write(chunk)
 
 
 def add_product(
