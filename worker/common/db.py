@@ -22,7 +22,13 @@ import psycopg
 import structlog
 from psycopg import sql
 
-from worker.common.errors import CatalogError, ConfigError, FatalError, TransientError
+from worker.common.errors import (
+    CatalogError,
+    ConfigError,
+    FatalError,
+    TransientError,
+    backoff_delay,
+)
 from worker.common.redact import scrub
 
 # An arbitrary, fixed key: "catalog-batch migrations".
@@ -170,7 +176,8 @@ def connect(
                 error = TransientError(f"{error} (still, after {attempt} attempts in "
                                        f"{retry_for:g}s); a later attempt will retry")
             raise error from None
-        delay = min(remaining, jitter() * min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** attempt))
+        delay = min(remaining, backoff_delay(attempt, base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S,
+                                             jitter=jitter))
         structlog.get_logger(__name__).info(
             "db.connect_retry", attempt=attempt, delay_s=round(delay, 3), error=str(error)
         )

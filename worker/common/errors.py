@@ -83,7 +83,8 @@ def backoff_delay(
 
     Exponential with full jitter (the AWS Architecture Blog's "Exponential Backoff And Jitter"):
     ``jitter() × min(cap, base × 2^attempt)``, so that many array children that failed together
-    do not retry together. The one back-off of the project (fetches, AWS Batch calls).
+    do not retry together. The one back-off of the project (fetches, AWS Batch calls, connecting
+    to the database).
     """
     return float(jitter()) * min(cap, base * 2.0 ** max(0, attempt))
 
