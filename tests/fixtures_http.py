@@ -1,15 +1,17 @@
 """One real HTTP(S) server on 127.0.0.1 for the tests and the benchmarks: routes by path, canned
-responses or handlers, redirects, validators (ETag, Last-Modified, 304), a slow drip, TLS from a
-throw-away CA, and a record of every request.
+responses or handlers, redirects, validators (ETag, Last-Modified, 304), a slow drip, a folder's
+files, TLS from a throw-away CA, and a record of every request.
 
 A route is either a ``Route`` (a canned response) or any callable that takes the request handler
-and answers it (``send``, ``body_of`` and ``redirect_to`` build the common ones). Every method
-(GET, HEAD, PUT, POST, DELETE) goes through the same routes; ``read_body`` reads what a client sent.
+and answers it (``send``, ``body_of``, ``redirect_to`` and ``static_files`` build the common ones).
+Every method (GET, HEAD, PUT, POST, DELETE) goes through the same routes; ``read_body`` reads what a
+client sent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mimetypes
 import socket
 import ssl
 import threading
@@ -18,9 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -138,6 +142,30 @@ class Route:
         if self.cut_after is not None:
             handler.wfile.flush()
             handler.close_connection = True
+
+
+_COMPRESSED = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
+
+
+def static_files(folder: Path) -> Handler:
+    """A route (as a ``fallback``, for every path) that answers with the file under ``folder`` the
+    path names, with its type and Last-Modified (so a conditional GET gets a 304), as a web
+    server in front of a shop's export does. A folder, a missing file, or a path that leaves
+    ``folder`` (``..``, encoded or not, or a link pointing out) is a 404."""
+    root = folder.resolve()
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        target = (root / unquote(urlsplit(handler.path).path).lstrip("/")).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            send(handler, 404, b"no such file")
+            return
+        kind, encoding = mimetypes.guess_type(target.name)
+        # A .gz file is served as the gzip file it is, not as its content with an encoding.
+        kind = _COMPRESSED.get(encoding or "", kind or "application/octet-stream")
+        modified = formatdate(target.stat().st_mtime, usegmt=True)
+        Route(target.read_bytes(), headers={"Content-Type": kind}, last_modified=modified)(handler)
+
+    return answer
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_http import Route, Server, body_of, make_certificates, read_body, redirect_to, send, serve
+from tests.fixtures_http import (
+    Route,
+    Server,
+    body_of,
+    make_certificates,
+    read_body,
+    redirect_to,
+    send,
+    serve,
+    static_files,
+)
 
 
 @dataclass
@@ -132,6 +142,36 @@ def test_a_fallback_answers_every_other_path_and_every_method(http_server: Serve
     finally:
         conn.close()
     assert seen == [("PUT", "/bucket/key", b"abc"), ("POST", "/chunked", b"def")]
+
+
+def raw_get(server: Server, path: str) -> bytes:
+    """The status line of a GET sent as written: no client tidies ``..`` away first."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        return sock.makefile("rb").readline()
+
+
+def test_static_files_serve_a_folder_and_nothing_outside_it(
+    http_server: Server, tmp_path: Path
+) -> None:
+    www = tmp_path / "www"
+    (www / "catalogs").mkdir(parents=True)
+    (www / "catalogs" / "shop one.json.gz").write_bytes(b"gzipped")
+    (www / "feed.csv").write_bytes(b"id,title\n")
+    (tmp_path / "secret.txt").write_bytes(b"password")
+    (www / "link.txt").symlink_to(tmp_path / "secret.txt")
+    http_server.fallback = static_files(www)
+    gz = get(http_server, "/catalogs/shop%20one.json.gz?v=2")
+    assert (gz.status, gz.body, gz.headers["Content-Type"]) == (200, b"gzipped", "application/gzip")
+    csv = get(http_server, "/feed.csv")
+    assert (csv.body, csv.headers["Content-Type"]) == (b"id,title\n", "text/csv")
+    again = get(http_server, "/feed.csv", **{"If-Modified-Since": csv.headers["Last-Modified"]})
+    assert again.status == 304
+    for missing in ("/nothing.csv", "/catalogs", "/link.txt"):
+        assert get(http_server, missing).status == 404, missing
+    for escape in ("/../secret.txt", "/catalogs/../../secret.txt", "/%2e%2e/secret.txt",
+                   "/..%2Fsecret.txt"):
+        assert raw_get(http_server, escape) == b"HTTP/1.1 404 Not Found\r\n", escape
 
 
 def test_tls_presents_a_certificate_the_throwaway_ca_signed(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
 """The submitter's fixtures: AWS credentials that reach nothing, moto's Batch with a queue and a job
-definition, and shops registered in bulk with COPY."""
+definition, shops registered in bulk with COPY, and the demo's samples served from 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,6 +16,8 @@ import pytest
 from moto import mock_aws
 
 from submitter.batch import BatchApi
+from submitter.demo import render_samples
+from tests.fixtures_http import serve, static_files
 
 QUEUE = "catalog-queue"
 DEFINITION = "catalog-worker"
@@ -103,3 +107,33 @@ def record_task(conn: psycopg.Connection, run_id: str, shop_id: str, task: str, 
         (run_id, shop_id, task, status, exit_code),
     )
     conn.commit()
+
+
+@dataclass(frozen=True)
+class Samples:
+    """The demo's samples rendered into ``www`` and served at ``base``; ``shops`` is their shops
+    file, its URLs pointing at ``base``."""
+
+    base: str
+    www: Path
+    shops: Path
+
+
+@pytest.fixture
+def samples(tmp_path: Path) -> Iterator[Samples]:
+    www = tmp_path / "www"
+    www.mkdir()
+    with serve(fallback=static_files(www)) as server:
+        yield Samples(server.base, www, render_samples(www, server.base))
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The settings of a local night (a database, an output folder, fetches allowed to
+    127.0.0.1), set here and returned for a worker subprocess."""
+    values = {"DATABASE_URL": database_url, "FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
+              "OUTPUT_URL": str(tmp_path / "out"), "LOG_FORMAT": "json"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DATABASE_SECRET_ARN", raising=False)
+    return {"PATH": os.environ["PATH"], "PYTHONPATH": os.getcwd(), **values}

@@ -3,57 +3,24 @@ nothing; what it says a channel would publish is what the real collect and feed 
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import re
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from submitter import cli
-from submitter.demo import BROKEN_SHOP, render_samples
+from submitter.demo import BROKEN_SHOP
 from submitter.shopfile import read_shop_file
 from tests.fixtures_logging import restore_logging  # noqa: F401 -- the fixture
+from tests.submitter.conftest import Samples
 from worker.common.shops import upsert_shops
 
 # main() and the Lambda handler configure logging onto streams pytest closes after each test.
 pytestmark = pytest.mark.usefixtures("restore_logging")
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def samples(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    www = tmp_path / "www"
-    www.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(www)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield base, render_samples(www, base)
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {"DATABASE_URL": database_url, "FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
-              "OUTPUT_URL": str(tmp_path / "out"), "LOG_FORMAT": "json"}
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("DATABASE_SECRET_ARN", raising=False)
-    return {"PATH": os.environ["PATH"], "PYTHONPATH": os.getcwd(), **values}
 
 
 def blocks(text: str) -> dict[str, str]:
@@ -68,9 +35,9 @@ def published(text: str) -> dict[str, int]:
 
 
 def test_the_demo_shops_ready_or_not_with_their_reasons(
-    samples: tuple[str, Path], env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    samples: Samples, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, shops_file = samples
+    shops_file = samples.shops
     # The demo's book shop publishes its titles as descriptions (it exports none); without that
     # option Google would take none of its items.
     data = json.loads(shops_file.read_text(encoding="utf-8"))
@@ -100,10 +67,10 @@ def test_the_demo_shops_ready_or_not_with_their_reasons(
 
 
 def test_preview_agrees_with_the_real_night_and_writes_nothing(
-    samples: tuple[str, Path], env: dict[str, str], conn: psycopg.Connection, tmp_path: Path,
+    samples: Samples, env: dict[str, str], conn: psycopg.Connection, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _, shops_file = samples
+    shops_file = samples.shops
     shops = {s.id: s for s in read_shop_file(shops_file)}
     upsert_shops(conn, [shops["seoul-fashion"], shops["daegu-books"]])
     conn.commit()
@@ -131,10 +98,10 @@ def test_preview_agrees_with_the_real_night_and_writes_nothing(
 
 
 def test_the_limit_and_a_mapping_that_fits_nothing(
-    samples: tuple[str, Path], env: dict[str, str], tmp_path: Path,
+    samples: Samples, env: dict[str, str], tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    base, _ = samples
+    base = samples.base
     with (tmp_path / "www" / "many.jsonl").open("w", encoding="utf-8") as f:
         for n in range(500):
             f.write(json.dumps({"id": f"p{n}", "title": f"Tea {n}", "price": "1,000원",

@@ -3,26 +3,22 @@ collected by the real worker; the sketch loads what the hand-written mapping loa
 
 from __future__ import annotations
 
-import functools
 import gzip
 import json
-import os
 import subprocess
 import sys
-import threading
 import tomllib
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from submitter import cli
-from submitter.demo import BROKEN_SHOP, render_samples
+from submitter.demo import BROKEN_SHOP
 from submitter.shopfile import read_shop_file
 from submitter.sketch import HEAD_BYTES, sketch
 from tests.fixtures_logging import restore_logging  # noqa: F401 -- the fixture
+from tests.submitter.conftest import Samples
 from worker.common.shops import upsert_shops
 
 # main() and the Lambda handler configure logging onto streams pytest closes after each test.
@@ -31,36 +27,6 @@ pytestmark = pytest.mark.usefixtures("restore_logging")
 SAMPLES = {"seoul-fashion": "seoul-fashion.json.gz", "busan-market": "busan-market.jsonl",
            "daegu-books": "daegu-books.csv", "pangyo-tech": "pangyo-tech.xml"}
 COMPARED = "product_id, title, price, currency, link, image_link, availability"
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    www = tmp_path / "www"
-    www.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(_Quiet, directory=str(www)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", www
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {"DATABASE_URL": database_url, "FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
-              "OUTPUT_URL": str(tmp_path / "out"), "LOG_FORMAT": "json"}
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("DATABASE_SECRET_ARN", raising=False)
-    return {"PATH": os.environ["PATH"], "PYTHONPATH": os.getcwd(), **values}
 
 
 def collect(env: dict[str, str], shop_id: str) -> None:
@@ -85,11 +51,10 @@ def records_in(path: Path) -> int:
 
 
 def test_each_sample_sketched_imported_unchanged_and_collected_loads_its_rows(
-    served: tuple[str, Path], env: dict[str, str], conn: psycopg.Connection, tmp_path: Path,
+    samples: Samples, env: dict[str, str], conn: psycopg.Connection, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    base, www = served
-    shops_file = render_samples(www, base)
+    base, www, shops_file = samples.base, samples.www, samples.shops
     # the hand-written mappings of the demo: the reference
     upsert_shops(conn, read_shop_file(shops_file))
     conn.commit()
@@ -121,9 +86,8 @@ def test_each_sample_sketched_imported_unchanged_and_collected_loads_its_rows(
         assert mine == theirs, shop_id
 
 
-def test_the_sketch_reads_the_structure_of_each_sample(served: tuple[str, Path]) -> None:
-    base, www = served
-    render_samples(www, base)
+def test_the_sketch_reads_the_structure_of_each_sample(samples: Samples) -> None:
+    base = samples.base
     allow = (__import__("ipaddress").ip_network("127.0.0.0/8"),)
     seoul = sketch(f"{base}/catalogs/seoul-fashion.json.gz", allow=allow)
     assert (seoul.fmt, seoul.compressed, seoul.format_options) == (
@@ -147,10 +111,9 @@ def test_the_sketch_reads_the_structure_of_each_sample(served: tuple[str, Path])
 
 
 def test_the_broken_export_is_called_an_html_page(
-    served: tuple[str, Path], env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    samples: Samples, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base, www = served
-    render_samples(www, base)
+    base = samples.base
     assert cli.main(["shops", "sketch", f"{base}/catalogs/{BROKEN_SHOP}.json"]) == 65
     out = capsys.readouterr().out
     assert "NOT A CATALOG" in out and "this is an HTML page, not a catalog export" in out
@@ -158,10 +121,10 @@ def test_the_broken_export_is_called_an_html_page(
 
 
 def test_only_the_head_is_read_and_the_fetch_is_guarded(
-    served: tuple[str, Path], env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    samples: Samples, env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    base, www = served
+    base, www = samples.base, samples.www
     line = {"id": "", "title": "Tea", "link": "https://x.example/p", "price": "₩1,000",
             "image": "https://x.example/p.jpg", "pad": "x" * 200}
     with (www / "big.jsonl").open("w", encoding="utf-8") as f:

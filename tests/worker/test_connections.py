@@ -8,16 +8,15 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests import fixtures_db
+from tests.fixtures_http import Route, serve
 from tests.fixtures_shops import make_shop
 from worker.common import db
 from worker.common.errors import ConfigError, TransientError
@@ -39,33 +38,12 @@ def small_server() -> Iterator[str]:
         yield url
 
 
-class _SlowCatalog(BaseHTTPRequestHandler):
-    """Each catalog after a short pause, so that every child holds its connection a while."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        time.sleep(0.5)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(CATALOG)))
-        self.end_headers()
-        self.wfile.write(CATALOG)
-
-
 @pytest.fixture
 def slow_catalogs() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowCatalog)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """Each catalog in two halves half a second apart, so that every child holds its connection
+    a while."""
+    with serve(fallback=Route(CATALOG, drip=0.5, chunk=len(CATALOG) // 2 + 1)) as server:
+        yield server.base
 
 
 def test_200_children_at_once_all_get_in_on_a_server_of_50_connections(

@@ -8,15 +8,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
+from tests.fixtures_http import Server, send, serve
 from tests.fixtures_shops import make_shop
 
 PASSWORD = "Pa55-Secret-w0rd"
@@ -45,38 +43,17 @@ def assert_no_secret(*texts: str) -> None:
 
 
 @pytest.fixture
-def unavailable() -> Iterator[tuple[str, list[str]]]:
+def unavailable() -> Iterator[Server]:
     """A server that answers 503 (Retry-After: 0) to everything: the fetch retries, then gives up."""
-    paths: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            paths.append(self.path)
-            self.send_response(503)
-            self.send_header("Retry-After", "0")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", paths
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve(fallback=lambda h: send(h, 503, headers={"Retry-After": "0"})) as server:
+        yield server
 
 
 @pytest.mark.parametrize("log_format", ["json", "console"])
 def test_a_source_url_password_and_token_never_reach_logs_rows_or_stderr(
-    conn: psycopg.Connection, settings_env: dict[str, str], unavailable: tuple[str, list[str]],
-    log_format: str,
+    conn: psycopg.Connection, settings_env: dict[str, str], unavailable: Server, log_format: str,
 ) -> None:
-    address, paths = unavailable
+    address = f"{unavailable.host}:{unavailable.port}"
     url = f"http://shop:{PASSWORD}@{address}/catalog.json?access_token={TOKEN}"
     make_shop(conn, id="s1", source_url=url, format="json")
     conn.commit()
@@ -84,7 +61,7 @@ def test_a_source_url_password_and_token_never_reach_logs_rows_or_stderr(
            "LOG_FORMAT": log_format}
     proc = run_worker(env, "collect")
     assert proc.returncode == 75, proc.stdout + proc.stderr
-    assert len(paths) > 1  # the retries happened, and were logged
+    assert len(unavailable.hits) > 1  # the retries happened, and were logged
     assert "fetch.retry" in proc.stdout
     assert f"http://***@{address}/catalog.json?***" in proc.stdout
     (error,) = conn.execute("SELECT error FROM task_runs").fetchone()

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.fixtures_http import Server, read_body, send, serve
 from worker.common import aws
 from worker.common.errors import (
     FatalError,
@@ -26,53 +26,18 @@ ROOT = Path(__file__).resolve().parents[3]
 KEYS = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
-class ErrorServer:
-    """Answers every request with one status and an S3-style XML error code."""
-
-    def __init__(self, status: int, code: str) -> None:
-        self.hits = 0
-        state = self
-        body = f"<Error><Code>{code}</Code><Message>said {code}</Message></Error>".encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _answer(self) -> None:
-                state.hits += 1
-                length = int(self.headers.get("Content-Length", "0") or 0)
-                if length:
-                    self.rfile.read(length)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_PUT = do_HEAD = do_POST = _answer
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
 @pytest.fixture
-def error_server(request: pytest.FixtureRequest) -> Iterator[ErrorServer]:
+def error_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """Answers every request with one status and an S3-style XML error code."""
     status, code = request.param
-    server = ErrorServer(status, code)
-    try:
+    body = f"<Error><Code>{code}</Code><Message>said {code}</Message></Error>".encode()
+
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        read_body(h)
+        send(h, status, body, {"Content-Type": "application/xml"})
+
+    with serve(fallback=answer) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _closed_port() -> int:
@@ -97,9 +62,9 @@ def _closed_port() -> int:
     indirect=["error_server"],
 )
 def test_an_aws_answer_is_classified_by_its_code_and_status(
-    error_server: ErrorServer, kind: str
+    error_server: Server, kind: str
 ) -> None:
-    client = aws.client("s3", endpoint_url=error_server.endpoint, attempts=1, **KEYS)
+    client = aws.client("s3", endpoint_url=error_server.base, attempts=1, **KEYS)
     with pytest.raises(ClientError) as caught:
         client.put_object(Bucket="bucket", Key="k", Body=b"x")
     assert aws.classify(caught.value) == kind
@@ -107,7 +72,7 @@ def test_an_aws_answer_is_classified_by_its_code_and_status(
     assert isinstance(failure, TransientError if kind == "transient" else FatalError)
     assert exit_code_for(failure) == (75 if kind == "transient" else 65)
     assert "writing s3://bucket/k failed" in str(failure)
-    assert error_server.hits == 1
+    assert len(error_server.hits) == 1
 
 
 def test_an_unreachable_endpoint_is_transient() -> None:
