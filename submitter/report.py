@@ -19,6 +19,7 @@ import psycopg
 from submitter.local import LocalSummary, Progress
 from submitter.plan import Plan
 from submitter.status import RunStatus
+from worker.common.redact import redact
 from worker.common.settings import TASKS
 from worker.common.shops import Shop
 
@@ -26,11 +27,12 @@ SHOWN_PER_BUNDLE = 4
 
 
 def shops_text(shops: Iterable[Shop]) -> str:
-    """The registered shops, one per line, the source last (it is the longest)."""
+    """The registered shops, one per line, the source last (it is the longest), redacted: a shop's
+    export URL may carry a token in its user info or query string."""
     rows = [("ID", "ACTIVE", "FORMAT", "CURRENCY", "CHANNELS", "SOURCE")]
     rows += [
         (s.id, "yes" if s.active else "no", s.format, s.currency, ",".join(s.channels),
-         s.source_url)
+         redact(s.source_url))
         for s in shops
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]

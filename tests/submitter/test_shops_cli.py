@@ -124,3 +124,14 @@ def test_a_mapping_that_cannot_work_is_refused_at_import(conn, settings_env, tmp
     assert proc.returncode == 65
     assert "shop 'm1'" in proc.stderr and "no-such-parser" in proc.stderr
     assert conn.execute("SELECT count(*) FROM shops").fetchone()[0] == 0
+
+
+def test_list_hides_a_source_urls_credentials_and_token(conn, settings_env, tmp_path):
+    shop = {"id": "s1", "name": "One", "format": "json", "currency": "KRW", "channels": ["google"],
+            "source_url": "https://feed:hunter2@a.example/x.json?access_token=tok-123"}
+    path = tmp_path / "shops.json"
+    path.write_text(json.dumps({"shops": [shop]}))
+    assert submit(settings_env, "shops", "import", str(path)).returncode == 0
+    listing = submit(settings_env, "shops", "list")
+    assert listing.returncode == 0 and "a.example/x.json" in listing.stdout
+    assert "hunter2" not in listing.stdout and "tok-123" not in listing.stdout
