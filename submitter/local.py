@@ -118,8 +118,11 @@ def worker_command() -> tuple[str, ...]:
 
 
 def docker_command(image: str, env_names: Iterable[str]) -> tuple[str, ...]:
-    """``docker run`` of the image with the named variables passed through from the child's env."""
-    args = ["docker", "run", "--rm", "--network", "host"]
+    """``docker run`` of the image with the named variables passed through from the child's env.
+
+    ``--init``, as the job definition's ``InitProcessEnabled``: the worker is not PID 1, so a
+    SIGTERM (the executor's, or Batch's) reaches its handler."""
+    args = ["docker", "run", "--rm", "--init", "--network", "host"]
     for name in sorted(set(env_names)):
         args += ["-e", name]  # the value comes from the docker process's own environment
     return (*args, image)

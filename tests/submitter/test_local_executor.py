@@ -170,7 +170,7 @@ def test_a_failure_names_its_log_and_last_line(tmp_path: Path) -> None:
 
 def test_docker_command_passes_the_variables_by_name() -> None:
     cmd = docker_command("catalog-batch:latest", ["RUN_ID", "AWS_BATCH_JOB_ARRAY_INDEX", "RUN_ID"])
-    assert cmd == ("docker", "run", "--rm", "--network", "host", "-e", "AWS_BATCH_JOB_ARRAY_INDEX",
+    assert cmd == ("docker", "run", "--rm", "--init", "--network", "host", "-e", "AWS_BATCH_JOB_ARRAY_INDEX",
                    "-e", "RUN_ID", "catalog-batch:latest")
 
 
