@@ -1,6 +1,8 @@
 """Feed benchmark: rows/s, MB/s and peak RSS per channel against COPY … TO STDOUT + gzip-1 (the limit).
 
-    /work/venv/bin/python bench/feed.py --rows 100000 300000 [--database-url URL] [--out FILE]
+    .venv/bin/python bench/feed.py --rows 100000 300000 [--database-url URL] [--out FILE]
+    .venv/bin/python bench/feed.py --rows 50000 --breakdown   # µs per row of each step
+    .venv/bin/python bench/feed.py --rows 50000 --profile channel:google:1   # cProfile, one build
 
 Without --database-url it starts a throw-away PostgreSQL from the machine's initdb/pg_ctl (the
 tests' own helper). Each measurement runs in a fresh process so that its peak RSS is its own; all
@@ -11,6 +13,7 @@ busy machine where the absolute numbers wander. Not part of CI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -47,6 +50,17 @@ MEASUREMENTS = [
 ]
 
 
+# --breakdown: each step added in turn, so that the differences are the steps' costs per row.
+BREAKDOWN = [
+    ("COPY TO STDOUT + gzip-1 (the limit)", "copy_gzip1"),
+    ("fetch (server-side cursor, 2000 a batch)", "fetch"),
+    ("fetch + normalise", "stream:cursor"),
+    *[(f"{n}: + rules and formatting (row())", f"rows:{n}") for n in CHANNELS],
+    *[(f"{n}: + write, no gzip", f"channel:{n}:none") for n in CHANNELS],
+    *[(f"{n}: + gzip-1 thread", f"channel:{n}:1") for n in CHANNELS if n != "naver"],
+]
+
+
 def backend_cpu(conn: psycopg.Connection) -> float:
     """The CPU seconds the connection's PostgreSQL backend has used (a local server: /proc)."""
     try:
@@ -59,6 +73,7 @@ def backend_cpu(conn: psycopg.Connection) -> float:
 def measure(url: str, kind: str) -> dict[str, Any]:
     """One measurement in this process: rows, output bytes, wall and CPU seconds, peak RSS."""
     from tests.worker.feed.helpers import ListRejects
+    from worker.common.errors import RejectedRecord
     from worker.feed.channels import get_channel
     from worker.feed.stream import feed_query, stream_products
     from worker.feed.task import build_feeds
@@ -81,6 +96,24 @@ def measure(url: str, kind: str) -> dict[str, Any]:
                     out_bytes += len(data)
                 if compress:
                     out_bytes += sink.write(compress.flush())
+        elif kind == "fetch":
+            # The rows as psycopg hands them over, nothing else: the stream's own cost.
+            with conn.transaction(), conn.cursor(name="bench_fetch") as cur:
+                cur.itersize = 2000
+                cur.execute(query)
+                for _ in cur:
+                    rows += 1
+        elif kind.startswith("rows:"):
+            # Stream + normalise + one channel's row(), no file: the rules and the formatting.
+            channel = get_channel(kind.split(":")[1])
+            with conn.transaction():
+                conn.execute("SET LOCAL jit = off")  # as build_feeds does
+                for p in stream_products(conn, feed_query(SHOP, check_groups=channel.checks_groups,
+                                                          summary=channel.delta)):
+                    rows += 1
+                    with contextlib.suppress(RejectedRecord):
+                        channel.row(p)
+                    channel.dropped.clear()
         elif kind.startswith("stream:"):
             with conn.transaction():
                 for _ in stream_products(conn, query, method=kind.split(":")[1]):  # type: ignore[arg-type]
@@ -135,10 +168,11 @@ def prepare(url: str, count: int) -> None:
         conn.commit()
 
 
-def run_size(url: str, count: int) -> list[dict[str, Any]]:
+def run_size(url: str, count: int, measurements: list[tuple[str, str]] = MEASUREMENTS,
+             ) -> list[dict[str, Any]]:
     prepare(url, count)
     results = []
-    for label, kind in MEASUREMENTS:
+    for label, kind in measurements:
         child = subprocess.run(
             [sys.executable, __file__, "--one", kind, "--database-url", url],
             check=True, capture_output=True, text=True, cwd=ROOT,
@@ -159,7 +193,7 @@ def table(results: list[dict[str, Any]]) -> str:
     ]
     for size in sorted({r["size"] for r in results}):
         group = [r for r in results if r["size"] == size]
-        limit = next(r for r in group if r["kind"] == "copy_gzip1")
+        limit = next((r for r in group if r["kind"] == "copy_gzip1"), group[0])
         limit_rate = limit["rows"] / limit["wall_s"]
         limit_cpu = limit["cpu_s"] / limit["rows"]
         for r in group:
@@ -182,9 +216,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--render", type=Path, help="print the table of a saved run's JSON lines")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="measure each step in turn (fetch, normalise, rules, write, gzip)")
+    parser.add_argument("--profile", metavar="KIND",
+                        help="cProfile one measurement (e.g. channel:google:1) over existing rows")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args.database_url, args.one)))
+        return
+    if args.profile:
+        import cProfile
+        import pstats
+
+        if not args.database_url:
+            sys.exit("--profile needs --database-url (a database a run has filled)")
+        profile = cProfile.Profile()
+        result = profile.runcall(measure, args.database_url, args.profile)
+        print(json.dumps(result))
+        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
         return
     if args.render:
         lines = args.render.read_text().splitlines()
@@ -194,7 +243,8 @@ def main() -> None:
     start = os.getloadavg()
 
     def run_all(url: str) -> list[dict[str, Any]]:
-        return [r for n in args.rows for r in run_size(url, n)]
+        chosen = BREAKDOWN if args.breakdown else MEASUREMENTS
+        return [r for n in args.rows for r in run_size(url, n, chosen)]
 
     if args.database_url:
         results = run_all(args.database_url)

@@ -107,11 +107,18 @@ def clean_text(text: str | None, *, html: bool = False) -> str:
     if html:
         # Until nothing changes: a decoded entity (&#1;) may be a character XML forbids, and
         # removing one may join an entity again ("&am\x01p;"). Both steps only shorten the text.
+        # strip_html's result is its own fixed point, so when strip_forbidden removes nothing
+        # from it the next round would change nothing: stop there, without running it.
         while True:
-            stripped = strip_forbidden(strip_html(text))
-            if stripped == text:
+            stripped = strip_html(text)
+            forbidden_out = strip_forbidden(stripped)
+            if forbidden_out == stripped:
+                text = stripped
                 break
-            text = stripped
+            text = forbidden_out
+        # Nothing forbidden is left, so what remains is the whitespace rule: one_line, which
+        # leaves a clean text as it is.
+        return one_line(text)
     if is_clean(text):
         return text
     return one_line(strip_forbidden(text))
