@@ -57,6 +57,7 @@ AVAILABILITY = {
 AGE_GROUP = {"newborn": "newborn", "infant": "infant", "toddler": "toddler", "kids": "kids",
              # "adult: typically teens or older" (answer/6324463)
              "teen": "adult", "adult": "adult"}
+GENDER = {g: g for g in ("male", "female", "unisex")}
 SIZE_SYSTEMS = ("AU", "BR", "CN", "DE", "EU", "FR", "IT", "JP", "MEX", "UK", "US")
 SIZE_TYPES = ("regular", "petite", "maternity", "big", "tall", "plus")
 APPAREL_REQUIRED = ("color", "size", "gender", "age_group")
@@ -142,7 +143,7 @@ def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleV
         )
     color = ch.limited(p.color, "color", COLOR_LIMIT)
     size = ch.limited(p.size, "size", SIZE_LIMIT)
-    gender = ch.spelled(p.gender, "gender", GENDERS, {g: g for g in ("male", "female", "unisex")})
+    gender = ch.spelled(p.gender, "gender", GENDERS, GENDER)
     age_group = ch.spelled(p.age_group, "age_group", AGE_GROUPS, AGE_GROUP)
     if ch.options.apparel:
         present = {"color": color, "size": size, "gender": gender, "age_group": age_group}
@@ -192,6 +193,7 @@ def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleV
 # The g: elements written, when present, between condition and shipping (in this order).
 _TAIL = ("brand", "gtin", "mpn", "identifier_exists", "item_group_id", "color", "size", "gender",
          "age_group", "material", "pattern", "size_system", "size_type")
+_TAIL_TAGS = tuple((FIELDS.index(name), f"<g:{name}>", f"</g:{name}>") for name in _TAIL)
 
 
 class GoogleChannel(Channel):
@@ -218,38 +220,41 @@ class GoogleChannel(Channel):
     def row(self, p: FeedProduct) -> str:
         v = google_fields(self, p)
         esc = xml_escape
+        # Element names are constants and most values need no escaping (xml_escape returns them
+        # as they are): one f-string for what every item has, appends for the optional rest.
         parts = [
-            "<item><g:id>", esc(v.id), "</g:id><title>", esc(v.title), "</title><description>",
-            esc(v.description), "</description><link>", esc(v.link), "</link>",
+            f"<item><g:id>{esc(v.id)}</g:id><title>{esc(v.title)}</title><description>"
+            f"{esc(v.description)}</description><link>{esc(v.link)}</link>"
         ]
+        append = parts.append
         if v.mobile_link:
-            parts += ("<g:mobile_link>", esc(v.mobile_link), "</g:mobile_link>")
-        parts += ("<g:image_link>", esc(v.image_link), "</g:image_link>")
+            append(f"<g:mobile_link>{esc(v.mobile_link)}</g:mobile_link>")
+        append(f"<g:image_link>{esc(v.image_link)}</g:image_link>")
         for url in v.additional_image_link:
-            parts += ("<g:additional_image_link>", esc(url), "</g:additional_image_link>")
-        parts += ("<g:availability>", v.availability, "</g:availability>")
+            append(f"<g:additional_image_link>{esc(url)}</g:additional_image_link>")
+        append(f"<g:availability>{v.availability}</g:availability>")
         if v.availability_date:
-            parts += ("<g:availability_date>", v.availability_date, "</g:availability_date>")
-        parts += ("<g:price>", v.price, "</g:price>")
+            append(f"<g:availability_date>{v.availability_date}</g:availability_date>")
+        append(f"<g:price>{v.price}</g:price>")
         if v.sale_price:
-            parts += ("<g:sale_price>", v.sale_price, "</g:sale_price>")
+            append(f"<g:sale_price>{v.sale_price}</g:sale_price>")
         if v.sale_price_effective_date:
-            parts += ("<g:sale_price_effective_date>", v.sale_price_effective_date,
-                      "</g:sale_price_effective_date>")
-        parts += ("<g:condition>", v.condition, "</g:condition>")
-        for name in _TAIL:
-            value = getattr(v, name)
+            append(f"<g:sale_price_effective_date>{v.sale_price_effective_date}"
+                   "</g:sale_price_effective_date>")
+        append(f"<g:condition>{v.condition}</g:condition>")
+        for i, start, end in _TAIL_TAGS:
+            value = v[i]
             if value:
-                parts += (f"<g:{name}>", esc(value), f"</g:{name}>")
+                append(f"{start}{esc(value)}{end}")
         if v.shipping:
-            parts += ("<g:shipping><g:country>", self.options.country or "",
-                      "</g:country><g:price>", v.shipping, "</g:price></g:shipping>")
+            append(f"<g:shipping><g:country>{self.options.country or ''}</g:country><g:price>"
+                   f"{v.shipping}</g:price></g:shipping>")
         if v.product_type:
-            parts += ("<g:product_type>", esc(v.product_type), "</g:product_type>")
+            append(f"<g:product_type>{esc(v.product_type)}</g:product_type>")
         if v.google_product_category:
-            parts += ("<g:google_product_category>", esc(v.google_product_category),
-                      "</g:google_product_category>")
-        parts.append("</item>\n")
+            append(f"<g:google_product_category>{esc(v.google_product_category)}"
+                   "</g:google_product_category>")
+        append("</item>\n")
         return "".join(parts)
 
     def footer(self) -> str:
