@@ -245,7 +245,7 @@ class GoogleChannel(Channel):
         for i, start, end in _TAIL_TAGS:
             value = v[i]
             if value:
-                append(f"{start}{esc(value)}{end}")
+                append(f"{start}{esc(value)}{end}")  # type: ignore[arg-type]  # the str fields
         if v.shipping:
             append(f"<g:shipping><g:country>{self.options.country or ''}</g:country><g:price>"
                    f"{v.shipping}</g:price></g:shipping>")

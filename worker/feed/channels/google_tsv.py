@@ -35,7 +35,7 @@ class GoogleTsvChannel(GoogleChannel):
         shipping = values.shipping
         if shipping:
             shipping = f"{self.options.country}:::{shipping}"
-        fields = list(values)
+        fields: list[str] = list(values)  # type: ignore[arg-type]  # the list is joined next
         fields[_EXTRA] = ",".join(values.additional_image_link)
         fields[_SHIPPING] = shipping
         return tsv_line(fields)
