@@ -7,6 +7,7 @@ feeds both the same arbitrary values, the shortcut's usual inputs among them.
 
 from __future__ import annotations
 
+import html
 from decimal import Decimal, InvalidOperation
 
 from hypothesis import given, settings
@@ -14,6 +15,10 @@ from hypothesis import strategies as st
 
 from worker.feed.product import _TEXT_FIELDS, FeedProduct, normalise
 from worker.feed.rules import (
+    _DROP_ELEMENTS,
+    _SCRIPT_OR_STYLE,
+    _TAG,
+    _XML_FORBIDDEN,
     _plain,
     amount,
     clean_text,
@@ -139,3 +144,27 @@ def reference_tsv_line(values: list[str]) -> str:
 @settings(max_examples=300)
 def test_tsv_line_shortcut_quotes_what_tsv_field_quotes(values: list[str]) -> None:
     assert tsv_line(values) == reference_tsv_line(values)
+
+
+@given(st.one_of(text, tricky, st.text(alphabet=st.characters(), max_size=30)))
+@settings(max_examples=400)
+def test_strip_forbidden_shortcut_removes_what_the_regex_removes(value: str) -> None:
+    assert strip_forbidden(value) == _XML_FORBIDDEN.sub("", value)
+
+
+@given(st.text(alphabet="<>sScriptSTYLEyle/ab&;", max_size=40))
+def test_strip_html_finds_script_and_style_in_any_case(value: str) -> None:
+    assert strip_html(value) == reference_strip_html(value)
+
+
+def reference_strip_html(value: str) -> str:
+    while True:
+        before = value
+        if "<" in value:
+            if _SCRIPT_OR_STYLE.search(value):
+                value = _DROP_ELEMENTS.sub(" ", value)
+            value = _TAG.sub(" ", value)
+        if "&" in value:
+            value = html.unescape(value)
+        if value == before:
+            return value
