@@ -141,10 +141,10 @@ def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleV
             f"item_group_id longer than {GROUP_LIMIT} characters", field="item_group_id",
             excerpt=group[:120],
         )
-    color = ch.limited(p.color, "color", COLOR_LIMIT)
-    size = ch.limited(p.size, "size", SIZE_LIMIT)
-    gender = ch.spelled(p.gender, "gender", GENDERS, GENDER)
-    age_group = ch.spelled(p.age_group, "age_group", AGE_GROUPS, AGE_GROUP)
+    color = (ch.limited(p.color, "color", COLOR_LIMIT) if p.color else "")
+    size = (ch.limited(p.size, "size", SIZE_LIMIT) if p.size else "")
+    gender = (ch.spelled(p.gender, "gender", GENDERS, GENDER) if p.gender else "")
+    age_group = (ch.spelled(p.age_group, "age_group", AGE_GROUPS, AGE_GROUP) if p.age_group else "")
     if ch.options.apparel:
         present = {"color": color, "size": size, "gender": gender, "age_group": age_group}
         missing = [f for f in APPAREL_REQUIRED if not present[f]]
@@ -158,10 +158,10 @@ def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleV
                          encode_comma=text)
     image = ch.url(ch.image(p), "image_link", limit=URL_LIMIT, required=True, encode_comma=True)
     extra = ch.additional_urls(p, "additional_image_link", limit=URL_LIMIT, encode_comma=True)
-    sale_price, effective = ch.sale(p)
+    sale_price, effective = ch.sale(p) if p.sale_price else ("", "")
     brand = trim_at_word(p.brand, BRAND_LIMIT) if p.brand else ""
-    gtin = ch.gtin(p, drop_restricted=True)
-    mpn = ch.limited(p.mpn, "mpn", MPN_LIMIT)
+    gtin = ch.gtin(p, drop_restricted=True) if p.gtin else ""
+    mpn = (ch.limited(p.mpn, "mpn", MPN_LIMIT) if p.mpn else "")
     identifier_exists = "" if gtin or (brand and mpn) else "no"
     size_system = ""
     if p.size_system:
@@ -182,8 +182,8 @@ def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleV
         pid, title, description, link, mobile_link, image, extra, availability, availability_date,
         f"{p.price} {p.currency}", sale_price, effective, p.condition, brand, gtin, mpn,
         identifier_exists, group, color, size, gender, age_group,
-        ch.limited(p.material, "material", MATERIAL_LIMIT),
-        ch.limited(p.pattern, "pattern", PATTERN_LIMIT), size_system, size_type,
+        (ch.limited(p.material, "material", MATERIAL_LIMIT) if p.material else ""),
+        (ch.limited(p.pattern, "pattern", PATTERN_LIMIT) if p.pattern else ""), size_system, size_type,
         ch.shipping_price(p),
         trim_at_word(p.product_type, PRODUCT_TYPE_LIMIT) if p.product_type else "",
         p.google_product_category or "",
