@@ -75,6 +75,7 @@ def measure(url: str, kind: str) -> dict[str, Any]:
     from tests.worker.feed.helpers import ListRejects
     from worker.common.errors import RejectedRecord
     from worker.feed.channels import get_channel
+    from worker.feed.channels.base import ChannelOptions
     from worker.feed.stream import feed_query, stream_products
     from worker.feed.task import build_feeds
 
@@ -129,7 +130,9 @@ def measure(url: str, kind: str) -> dict[str, Any]:
                 _, name, level_text, *rest = kind.split(":")
                 names, level = (name,), None if level_text == "none" else int(level_text)
                 method = rest[0] if rest else method
-            channels = [get_channel(n) for n in names]
+            # One options object for the shop's channels, as the task makes (worker/feed/task.py).
+            options = ChannelOptions()
+            channels = [get_channel(n, options=options) for n in names]
             built = build_feeds(
                 conn, SHOP, channels, Path(tmp), rejects=ListRejects(), gzip_level=level,
                 method=method,  # type: ignore[arg-type]

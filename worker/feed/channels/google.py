@@ -113,11 +113,33 @@ class GoogleValues(NamedTuple):
 FIELDS = GoogleValues._fields
 
 
+# The last product's Google values, for the other of google / google_tsv in the same pass:
+# (product, options, values). Kept only when they cannot differ between the two channels (see
+# google_fields), so that a shop publishing both pays for the rules once per product.
+_last: tuple[FeedProduct | None, object, GoogleValues | None] = (None, None, None)
+
+
 def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleValues:
     """The product's Google values, plain text, or ``RejectedRecord``.
 
     ``text``: for the tab-separated file, where every URL has ``,`` encoded (answer/6324350).
     """
+    global _last
+    last_p, last_options, values = _last
+    if last_p is p and last_options is ch.options and values is not None:
+        return values
+    dropped = len(ch.dropped)
+    values = _google_fields(ch, p, text=text)
+    # The same for both channels when no URL holds a comma (the only difference ``text`` makes),
+    # the image is not judged per channel (unfit) and nothing was dropped (a reason may name the
+    # channel); else the other channel computes its own.
+    shared = (len(ch.dropped) == dropped and not p.unfit
+              and "," not in p.link and "," not in (p.mobile_link or ""))
+    _last = (p, ch.options, values) if shared else (None, None, None)
+    return values
+
+
+def _google_fields(ch: Channel, p: FeedProduct, *, text: bool) -> GoogleValues:
     pid = check_id(p.product_id, ID_LIMIT)
     title = require(trim_at_word(p.title, TITLE_LIMIT), "title")
     description = require(trim_at_word(ch.description(p), DESCRIPTION_LIMIT), "description")
