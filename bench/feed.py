@@ -54,6 +54,8 @@ MEASUREMENTS = [
 BREAKDOWN = [
     ("COPY TO STDOUT + gzip-1 (the limit)", "copy_gzip1"),
     ("fetch (server-side cursor, 2000 a batch)", "fetch"),
+    ("fetch: COPY text, psycopg's rows()", "fetch_copy_text"),
+    ("fetch: COPY binary, psycopg's rows()", "fetch_copy_binary"),
     ("fetch + normalise", "stream:cursor"),
     *[(f"{n}: + rules and formatting (row())", f"rows:{n}") for n in CHANNELS],
     *[(f"{n}: + write, no gzip", f"channel:{n}:none") for n in CHANNELS],
@@ -76,6 +78,7 @@ def measure(url: str, kind: str) -> dict[str, Any]:
     from worker.common.errors import RejectedRecord
     from worker.feed.channels import get_channel
     from worker.feed.channels.base import ChannelOptions
+    from worker.feed.product import FeedProduct
     from worker.feed.stream import feed_query, stream_products
     from worker.feed.task import build_feeds
 
@@ -103,6 +106,17 @@ def measure(url: str, kind: str) -> dict[str, Any]:
                 cur.itersize = 2000
                 cur.execute(query)
                 for _ in cur:
+                    rows += 1
+        elif kind in ("fetch_copy_text", "fetch_copy_binary"):
+            # The same rows through COPY … TO STDOUT, parsed by psycopg row by row (text or binary).
+            binary = kind.endswith("binary")
+            statement = sql.SQL("COPY ({}) TO STDOUT" + (" (FORMAT BINARY)" if binary else ""))
+            with conn.transaction(), conn.cursor() as cur, cur.copy(
+                statement.format(query)
+            ) as copy:
+                if binary:
+                    copy.set_types(["text"] * len(FeedProduct._fields))
+                for _ in copy.rows():
                     rows += 1
         elif kind.startswith("rows:"):
             # Stream + normalise + one channel's row(), no file: the rules and the formatting.
