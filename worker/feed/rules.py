@@ -329,8 +329,12 @@ _PLAIN_URL = re.compile(
 _plain_match = _PLAIN_URL.match
 
 
-def _plain(url: str) -> bool:
+def is_plain_url(url: str) -> bool:
+    """Whether a URL is already in normalise_url's form with a DNS host name: published as is."""
     return _plain_match(url) is not None
+
+
+_plain = is_plain_url
 
 
 def normalise_url(url: str, *, fast: bool = True) -> str:

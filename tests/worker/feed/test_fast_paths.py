@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from worker.feed.channels.base import ChannelOptions
 from worker.feed.product import _TEXT_FIELDS, FeedProduct, normalise
 from worker.feed.rules import (
     _DROP_ELEMENTS,
@@ -168,3 +169,26 @@ def reference_strip_html(value: str) -> str:
             value = html.unescape(value)
         if value == before:
             return value
+
+
+@given(urls, st.sampled_from([20, 30, 60, 2000]), st.booleans())
+@settings(max_examples=400)
+def test_a_channels_url_shortcut_gives_publishable_urls_answer(
+    url: str, limit: int, encode_comma: bool
+) -> None:
+    from worker.common.errors import RejectedRecord
+    from worker.feed.channels.meta import MetaChannel
+
+    channel = MetaChannel(ChannelOptions())
+    try:
+        expected = publishable_url(url, limit=limit, encode_comma=encode_comma)
+    except ValueError as problem:
+        expected = f"link {problem}"
+    try:
+        got = channel.url(url, "link", limit=limit, required=True, encode_comma=encode_comma)
+    except RejectedRecord as rejected:
+        got = rejected.reason
+    if not url:
+        assert got == "link is missing"
+    else:
+        assert got == expected
