@@ -1,6 +1,9 @@
 """Feed benchmark: rows/s, MB/s and peak RSS per channel against COPY … TO STDOUT + gzip-1 (the limit).
 
-    /work/venv/bin/python bench/feed.py --rows 100000 300000 [--database-url URL] [--out FILE]
+    .venv/bin/python bench/feed.py --rows 100000 300000 [--database-url URL] [--out FILE]
+    .venv/bin/python bench/feed.py --rows 50000 --breakdown   # µs per row of each step
+    .venv/bin/python bench/feed.py --profile channel:google:1 --database-url URL   # cProfile
+    .venv/bin/python bench/feed.py --rules --database-url URL   # µs per row of each rule
 
 Without --database-url it starts a throw-away PostgreSQL from the machine's initdb/pg_ctl (the
 tests' own helper). Each measurement runs in a fresh process so that its peak RSS is its own; all
@@ -11,6 +14,7 @@ busy machine where the absolute numbers wander. Not part of CI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -47,6 +51,19 @@ MEASUREMENTS = [
 ]
 
 
+# --breakdown: each step added in turn, so that the differences are the steps' costs per row.
+BREAKDOWN = [
+    ("COPY TO STDOUT + gzip-1 (the limit)", "copy_gzip1"),
+    ("fetch (server-side cursor, 2000 a batch)", "fetch"),
+    ("fetch: COPY text, psycopg's rows()", "fetch_copy_text"),
+    ("fetch: COPY binary, psycopg's rows()", "fetch_copy_binary"),
+    ("fetch + normalise", "stream:cursor"),
+    *[(f"{n}: + rules and formatting (row())", f"rows:{n}") for n in CHANNELS],
+    *[(f"{n}: + write, no gzip", f"channel:{n}:none") for n in CHANNELS],
+    *[(f"{n}: + gzip-1 thread", f"channel:{n}:1") for n in CHANNELS if n != "naver"],
+]
+
+
 def backend_cpu(conn: psycopg.Connection) -> float:
     """The CPU seconds the connection's PostgreSQL backend has used (a local server: /proc)."""
     try:
@@ -58,8 +75,11 @@ def backend_cpu(conn: psycopg.Connection) -> float:
 
 def measure(url: str, kind: str) -> dict[str, Any]:
     """One measurement in this process: rows, output bytes, wall and CPU seconds, peak RSS."""
-    from tests.worker.feed.helpers import ListRejects
+    from tests.worker.feed.helpers import CountRejects
+    from worker.common.errors import RejectedRecord
     from worker.feed.channels import get_channel
+    from worker.feed.channels.base import ChannelOptions
+    from worker.feed.product import FeedProduct
     from worker.feed.stream import feed_query, stream_products
     from worker.feed.task import build_feeds
 
@@ -81,6 +101,35 @@ def measure(url: str, kind: str) -> dict[str, Any]:
                     out_bytes += len(data)
                 if compress:
                     out_bytes += sink.write(compress.flush())
+        elif kind == "fetch":
+            # The rows as psycopg hands them over, nothing else: the stream's own cost.
+            with conn.transaction(), conn.cursor(name="bench_fetch") as cur:
+                cur.itersize = 2000
+                cur.execute(query)
+                for _ in cur:
+                    rows += 1
+        elif kind in ("fetch_copy_text", "fetch_copy_binary"):
+            # The same rows through COPY … TO STDOUT, parsed by psycopg row by row (text or binary).
+            binary = kind.endswith("binary")
+            statement = sql.SQL("COPY ({}) TO STDOUT" + (" (FORMAT BINARY)" if binary else ""))
+            with conn.transaction(), conn.cursor() as cur, cur.copy(
+                statement.format(query)
+            ) as copy:
+                if binary:
+                    copy.set_types(["text"] * len(FeedProduct._fields))
+                for _ in copy.rows():
+                    rows += 1
+        elif kind.startswith("rows:"):
+            # Stream + normalise + one channel's row(), no file: the rules and the formatting.
+            channel = get_channel(kind.split(":")[1])
+            with conn.transaction():
+                conn.execute("SET LOCAL jit = off")  # as build_feeds does
+                for p in stream_products(conn, feed_query(SHOP, check_groups=channel.checks_groups,
+                                                          summary=channel.delta)):
+                    rows += 1
+                    with contextlib.suppress(RejectedRecord):
+                        channel.row(p)
+                    channel.dropped.clear()
         elif kind.startswith("stream:"):
             with conn.transaction():
                 for _ in stream_products(conn, query, method=kind.split(":")[1]):  # type: ignore[arg-type]
@@ -96,9 +145,11 @@ def measure(url: str, kind: str) -> dict[str, Any]:
                 _, name, level_text, *rest = kind.split(":")
                 names, level = (name,), None if level_text == "none" else int(level_text)
                 method = rest[0] if rest else method
-            channels = [get_channel(n) for n in names]
+            # One options object for the shop's channels, as the task makes (worker/feed/task.py).
+            options = ChannelOptions()
+            channels = [get_channel(n, options=options) for n in names]
             built = build_feeds(
-                conn, SHOP, channels, Path(tmp), rejects=ListRejects(), gzip_level=level,
+                conn, SHOP, channels, Path(tmp), rejects=CountRejects(), gzip_level=level,
                 method=method,  # type: ignore[arg-type]
             )
             rows = built.rows_in
@@ -114,6 +165,67 @@ def measure(url: str, kind: str) -> dict[str, Any]:
         "python_rows": python_rows,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def rule_costs(url: str, count: int = 20_000) -> str:
+    """µs per row of each step of one channel's row, timed (no profiler) over the bench's rows."""
+    from worker.common.errors import RejectedRecord
+    from worker.feed import rules
+    from worker.feed.channels import get_channel
+    from worker.feed.channels.base import ChannelOptions
+    from worker.feed.channels.google import google_fields
+    from worker.feed.channels.naver import naver_values
+    from worker.feed.product import normalise
+    from worker.feed.stream import feed_query
+
+    with psycopg.connect(url) as conn, conn.transaction():
+        conn.execute("SET LOCAL jit = off")
+        with conn.cursor(name="bench_rules") as cur:
+            cur.itersize = 2000
+            cur.execute(feed_query(SHOP, check_groups=True, summary=True))
+            raw = [row for _, row in zip(range(count), cur, strict=False)]
+    products = [normalise(row) for row in raw]
+    options = ChannelOptions(country="KR")
+    google = get_channel("google", options=options)
+    lines = ["| step (Google's values unless named) | µs per row |", "| --- | ---: |"]
+
+    def timed(label: str, step: Any, over: list[Any] = products) -> None:
+        best = float("inf")
+        for _ in range(3):  # the best of three: the machine is shared
+            start = time.process_time()
+            for item in over:
+                with contextlib.suppress(RejectedRecord):
+                    step(item)
+            best = min(best, time.process_time() - start)
+        google.dropped.clear()
+        lines.append(f"| {label} | {best / len(over) * 1e6:.2f} |")
+
+    timed("(the timing loop itself, a step doing nothing: included in every line below)",
+          lambda p: None)
+    timed("normalise (the whole row)", normalise, raw)
+    timed("  of which the description: clean_text(html=True)",
+          lambda row: rules.clean_text(row[2], html=True), raw)
+    timed("check_id", lambda p: rules.check_id(p.product_id, 50))
+    timed("title and description: trim_at_word",
+          lambda p: (rules.trim_at_word(p.title, 150), rules.trim_at_word(p.description, 5000)))
+    def link_missing_the_memo(p: Any) -> str:
+        rules._NORMALISED.clear()
+        return google.url(p.link, "link", limit=2000, required=True)
+
+    timed("link: url(), first channel (memo miss)", link_missing_the_memo)
+    timed("link: url(), another channel (memo hit)",
+          lambda p: google.url(p.link, "link", limit=2000, required=True))
+    timed("additional_urls (one extra image)",
+          lambda p: google.additional_urls(p, "additional_image_link", limit=2000))
+    timed("sale (a quarter of the rows have one)", google.sale)
+    timed("shipping_price", google.shipping_price)
+    timed("google_fields (all of Google's rules, TSV form)",
+          lambda p: google_fields(google, p, text=True))
+    timed("naver_values (all of Naver's rules)", lambda p: naver_values(google, p))
+    for name in CHANNELS:
+        channel = get_channel(name, options=options)
+        timed(f"{name}: row() (rules + formatting)", channel.row)
+    return "\n".join(lines)
 
 
 def prepare(url: str, count: int) -> None:
@@ -135,10 +247,11 @@ def prepare(url: str, count: int) -> None:
         conn.commit()
 
 
-def run_size(url: str, count: int) -> list[dict[str, Any]]:
+def run_size(url: str, count: int, measurements: list[tuple[str, str]] = MEASUREMENTS,
+             ) -> list[dict[str, Any]]:
     prepare(url, count)
     results = []
-    for label, kind in MEASUREMENTS:
+    for label, kind in measurements:
         child = subprocess.run(
             [sys.executable, __file__, "--one", kind, "--database-url", url],
             check=True, capture_output=True, text=True, cwd=ROOT,
@@ -159,7 +272,7 @@ def table(results: list[dict[str, Any]]) -> str:
     ]
     for size in sorted({r["size"] for r in results}):
         group = [r for r in results if r["size"] == size]
-        limit = next(r for r in group if r["kind"] == "copy_gzip1")
+        limit = next((r for r in group if r["kind"] == "copy_gzip1"), group[0])
         limit_rate = limit["rows"] / limit["wall_s"]
         limit_cpu = limit["cpu_s"] / limit["rows"]
         for r in group:
@@ -182,9 +295,31 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--render", type=Path, help="print the table of a saved run's JSON lines")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="measure each step in turn (fetch, normalise, rules, write, gzip)")
+    parser.add_argument("--rules", action="store_true",
+                        help="µs per row of each rule and channel row() over existing rows")
+    parser.add_argument("--profile", metavar="KIND",
+                        help="cProfile one measurement (e.g. channel:google:1) over existing rows")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args.database_url, args.one)))
+        return
+    if args.rules:
+        if not args.database_url:
+            sys.exit("--rules needs --database-url (a database a run has filled)")
+        print(rule_costs(args.database_url))
+        return
+    if args.profile:
+        import cProfile
+        import pstats
+
+        if not args.database_url:
+            sys.exit("--profile needs --database-url (a database a run has filled)")
+        profile = cProfile.Profile()
+        result = profile.runcall(measure, args.database_url, args.profile)
+        print(json.dumps(result))
+        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
         return
     if args.render:
         lines = args.render.read_text().splitlines()
@@ -194,7 +329,8 @@ def main() -> None:
     start = os.getloadavg()
 
     def run_all(url: str) -> list[dict[str, Any]]:
-        return [r for n in args.rows for r in run_size(url, n)]
+        chosen = BREAKDOWN if args.breakdown else MEASUREMENTS
+        return [r for n in args.rows for r in run_size(url, n, chosen)]
 
     if args.database_url:
         results = run_all(args.database_url)

@@ -7,6 +7,7 @@ are in this order); ``normalise`` cleans its shop text with the shared rules; ch
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import NamedTuple
 
 from worker.feed.rules import clean_text, is_clean
@@ -75,13 +76,22 @@ _TEXT_FIELDS = tuple(
 _DESCRIPTION = FeedProduct._fields.index("description")
 
 
+_text_of = itemgetter(*_TEXT_FIELDS)
+
+
 def normalise(row: Sequence[str | None]) -> FeedProduct:
     """The stream's row as a FeedProduct with its text cleaned once, for every channel."""
     values = list(row)
-    for i in _TEXT_FIELDS:
-        value = values[i]
-        if value and not is_clean(value):
-            values[i] = clean_text(value)
+    # One scan over all of the row's text fields joined (a "|" between them, which is clean):
+    # when it finds nothing, no field would change. A hit — or a field whose edge or a "|" beside
+    # it makes "  " or " |" ambiguous — falls back to checking each field on its own.
+    texts = [v for v in _text_of(values) if v]
+    joined = "|".join(texts)
+    if not is_clean(joined) or " |" in joined or "| " in joined:
+        for i in _TEXT_FIELDS:
+            value = values[i]
+            if value and not is_clean(value):
+                values[i] = clean_text(value)
     description = values[_DESCRIPTION]
     if description:
         values[_DESCRIPTION] = clean_text(description, html=True)

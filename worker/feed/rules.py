@@ -29,6 +29,7 @@ import html
 import ipaddress
 import re
 import socket
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -54,6 +55,10 @@ _TAG = re.compile(r"<!--.*?-->|<[A-Za-z/!][^>]*>", re.DOTALL)
 
 def strip_forbidden(text: str) -> str:
     """Remove what XML 1.0 forbids (C0 controls but tab/LF/CR, U+FFFE/FFFF, surrogates), DEL, C1."""
+    # Every forbidden character is unprintable (Cc, Cs, Cn): a printable text has none, and
+    # str.isprintable is one C loop where the regex is a slower one.
+    if text.isprintable():
+        return text
     return _XML_FORBIDDEN.sub("", text)
 
 
@@ -73,7 +78,8 @@ def strip_html(text: str) -> str:
     while True:
         before = text
         if "<" in text:
-            if _SCRIPT_OR_STYLE.search(text):
+            # "<script" and "<style" in any case start "<s" or "<S": the regex only when one does.
+            if ("<s" in text or "<S" in text) and _SCRIPT_OR_STYLE.search(text):
                 text = _DROP_ELEMENTS.sub(" ", text)
             text = _TAG.sub(" ", text)
         if "&" in text:
@@ -107,11 +113,18 @@ def clean_text(text: str | None, *, html: bool = False) -> str:
     if html:
         # Until nothing changes: a decoded entity (&#1;) may be a character XML forbids, and
         # removing one may join an entity again ("&am\x01p;"). Both steps only shorten the text.
+        # strip_html's result is its own fixed point, so when strip_forbidden removes nothing
+        # from it the next round would change nothing: stop there, without running it.
         while True:
-            stripped = strip_forbidden(strip_html(text))
-            if stripped == text:
+            stripped = strip_html(text)
+            forbidden_out = strip_forbidden(stripped)
+            if forbidden_out == stripped:
+                text = stripped
                 break
-            text = stripped
+            text = forbidden_out
+        # Nothing forbidden is left, so what remains is the whitespace rule: one_line, which
+        # leaves a clean text as it is.
+        return one_line(text)
     if is_clean(text):
         return text
     return one_line(strip_forbidden(text))
@@ -159,8 +172,21 @@ def is_positive_amount(text: str | None) -> bool:
     return text is not None and text[:1].isdigit() and text.strip("0.") != ""
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits without a leading zero (a lone "0" is fine): the database's integer part."""
+    return text.isascii() and text.isdigit() and (text[0] != "0" or len(text) == 1)
+
+
 def less_than(a: str, b: str) -> bool:
     """Whether amount ``a`` < ``b``, both database-formatted decimals."""
+    # The database writes both with the currency's decimals: when the two have the same number of
+    # fraction digits and plain integer parts, they compare as (integer length, text) without a
+    # Decimal each; anything else (a sign, an exponent, NaN) goes through Decimal.
+    ia, _, fa = a.partition(".")
+    ib, _, fb = b.partition(".")
+    if (len(fa) == len(fb) and _digits(ia) and _digits(ib)
+            and (not fa or (fa.isascii() and fa.isdigit() and fb.isascii() and fb.isdigit()))):
+        return (len(ia), ia, fa) < (len(ib), ib, fb)
     return Decimal(a) < Decimal(b)
 
 
@@ -173,6 +199,13 @@ def amount(text: str | None) -> Decimal | None:
     except InvalidOperation:
         return None
     return value if value.is_finite() else None
+
+
+def plain_amount(text: str) -> bool:
+    """Whether an amount is plain ASCII digits with at most one "." inside: finite, ≥ 0."""
+    whole, _, fraction = text.partition(".")
+    return (whole.isascii() and whole.isdigit()
+            and (not fraction or (fraction.isascii() and fraction.isdigit())))
 
 
 def whole_number(text: str) -> int | None:
@@ -288,17 +321,20 @@ def _host(hostname: str) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Add
 # regex instead of a parse; test_url_rules holds it to the full path's result.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _PCHARS = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})"
+# The last label is never "localhost" (a lookahead: a label holds no "." and is followed by "/").
 _PLAIN_URL = re.compile(
-    rf"https?://(?:{_LABEL}\.)+[a-z](?:[a-z0-9-]*[a-z0-9])?"
+    rf"https?://(?:{_LABEL}\.)+(?!localhost/)[a-z](?:[a-z0-9-]*[a-z0-9])?"
     rf"/{_PCHARS}*(?:\?(?:{_PCHARS}|\?)+)?(?:#(?:{_PCHARS}|\?)+)?\Z"
 )
+_plain_match = _PLAIN_URL.match
 
 
-def _plain(url: str) -> bool:
-    if not _PLAIN_URL.match(url):
-        return False
-    host = url[url.index("//") + 2:].split("/", 1)[0]
-    return not host.endswith(".localhost")
+def is_plain_url(url: str) -> bool:
+    """Whether a URL is already in normalise_url's form with a DNS host name: published as is."""
+    return _plain_match(url) is not None
+
+
+_plain = is_plain_url
 
 
 def normalise_url(url: str, *, fast: bool = True) -> str:
@@ -364,6 +400,29 @@ def unreachable_host(url: str, allow: tuple[Network, ...] = ()) -> str | None:
     return f"host is a {kind} address{' (in IPv6)' if embedded else ''}, which a platform cannot fetch"
 
 
+# url → (normalise_url's result, whether the URL was already plain) or the problem's reason.
+# Every channel of a pass checks the same product's URLs: the first one pays, the others look it
+# up. Bounded (cleared when full), so memory stays constant over a catalog.
+_NORMALISED: dict[str, tuple[str, bool] | str] = {}
+_NORMALISED_MAX = 512
+
+
+def _normalised(url: str) -> tuple[str, bool] | str:
+    found = _NORMALISED.get(url)
+    if found is None:
+        if len(_NORMALISED) >= _NORMALISED_MAX:
+            _NORMALISED.clear()
+        if _plain_match(url) is not None:
+            found = (url, True)
+        else:
+            try:
+                found = (normalise_url(url), False)
+            except UrlProblem as problem:
+                found = problem.reason
+        _NORMALISED[url] = found
+    return found
+
+
 def publishable_url(
     url: str, *, limit: int, allow: tuple[Network, ...] = (), encode_comma: bool = False
 ) -> str:
@@ -372,8 +431,10 @@ def publishable_url(
     ``limit`` applies to the encoded URL (what the platform reads). ``encode_comma``: ``,`` as
     ``%2C`` (Google's image_link page; the text formats split lists on commas).
     """
-    plain = _plain(url)
-    value = url if plain else normalise_url(url)
+    found = _normalised(url)
+    if isinstance(found, str):
+        raise UrlProblem(found)
+    value, plain = found
     if encode_comma and "," in value:
         value = value.replace(",", "%2C")
     if len(value) > limit:
@@ -508,3 +569,14 @@ def tsv_field(value: str) -> str:
     if value and (value[0] == '"' or "\t" in value or "\n" in value or "\r" in value):
         return '"' + value.replace('"', '""') + '"'
     return value
+
+
+def tsv_line(values: Sequence[str]) -> str:
+    """One tab-separated line of ``tsv_field`` values, ending in a line break."""
+    line = "\t".join(values)
+    # No value starts with '"' nor holds a line break or a tab (the count of tabs tells): then
+    # tsv_field leaves every one as it is, and the joined line is the answer.
+    if ('"' not in line and "\n" not in line and "\r" not in line
+            and line.count("\t") == len(values) - 1):
+        return line + "\n"
+    return "\t".join(tsv_field(v) for v in values) + "\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from typing import ClassVar, NamedTuple
 
 from worker.common.errors import RejectedRecord
@@ -22,10 +23,12 @@ from worker.feed.rules import (
     UrlProblem,
     amount,
     canonical,
+    is_plain_url,
     is_positive_amount,
     iso_utc,
     less_than,
     normalise_gtin,
+    plain_amount,
     publishable_url,
     restricted_gtin,
     window_open,
@@ -64,11 +67,13 @@ class ChannelOptions:
             now=datetime.now(UTC),
         )
 
-    @property
+    # Read for every row with a sale or a date: formatted once (cached_property writes the
+    # instance's __dict__ directly, which a frozen dataclass allows).
+    @cached_property
     def now_iso(self) -> str:
         return iso_utc(self.now)
 
-    @property
+    @cached_property
     def year_ahead_iso(self) -> str:
         return iso_utc(self.now + timedelta(days=365))
 
@@ -143,6 +148,11 @@ class Channel(ABC):
             if required:
                 raise RejectedRecord(f"{field} is missing", field=field)
             return ""
+        # Most shops' URLs are already plain (rules.is_plain_url): publishable_url would give
+        # them back as they are when within the limit and, if commas are to be encoded, without
+        # one; answered here without its calls.
+        if len(value) <= limit and is_plain_url(value) and not (encode_comma and "," in value):
+            return value
         try:
             return publishable_url(value, limit=limit, allow=self.options.allow_networks,
                                    encode_comma=encode_comma)
@@ -261,8 +271,12 @@ class Channel(ABC):
     def shipping_price(self, p: FeedProduct) -> str:
         """The shipping price for the shop's country (Google, Meta), "" when either is unknown."""
         cost = p.shipping_cost
+        if not cost or not self.options.country:
+            return ""
+        if plain_amount(cost):  # the database's "2500", "3.50": finite, not negative
+            return f"{cost} {p.currency}"
         value = amount(cost)
-        if value is None or not self.options.country:
+        if value is None:
             return ""
         if value < 0:
             self.drop("shipping", "shipping_cost is negative (paid on delivery): no price to send",

@@ -57,6 +57,7 @@ AVAILABILITY = {
 AGE_GROUP = {"newborn": "newborn", "infant": "infant", "toddler": "toddler", "kids": "kids",
              # "adult: typically teens or older" (answer/6324463)
              "teen": "adult", "adult": "adult"}
+GENDER = {g: g for g in ("male", "female", "unisex")}
 SIZE_SYSTEMS = ("AU", "BR", "CN", "DE", "EU", "FR", "IT", "JP", "MEX", "UK", "US")
 SIZE_TYPES = ("regular", "petite", "maternity", "big", "tall", "plus")
 APPAREL_REQUIRED = ("color", "size", "gender", "age_group")
@@ -112,11 +113,33 @@ class GoogleValues(NamedTuple):
 FIELDS = GoogleValues._fields
 
 
+# The last product's Google values, for the other of google / google_tsv in the same pass:
+# (product, options, values). Kept only when they cannot differ between the two channels (see
+# google_fields), so that a shop publishing both pays for the rules once per product.
+_last: tuple[FeedProduct | None, object, GoogleValues | None] = (None, None, None)
+
+
 def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleValues:
     """The product's Google values, plain text, or ``RejectedRecord``.
 
     ``text``: for the tab-separated file, where every URL has ``,`` encoded (answer/6324350).
     """
+    global _last
+    last_p, last_options, values = _last
+    if last_p is p and last_options is ch.options and values is not None:
+        return values
+    dropped = len(ch.dropped)
+    values = _google_fields(ch, p, text=text)
+    # The same for both channels when no URL holds a comma (the only difference ``text`` makes),
+    # the image is not judged per channel (unfit) and nothing was dropped (a reason may name the
+    # channel); else the other channel computes its own.
+    shared = (len(ch.dropped) == dropped and not p.unfit
+              and "," not in p.link and "," not in (p.mobile_link or ""))
+    _last = (p, ch.options, values) if shared else (None, None, None)
+    return values
+
+
+def _google_fields(ch: Channel, p: FeedProduct, *, text: bool) -> GoogleValues:
     pid = check_id(p.product_id, ID_LIMIT)
     title = require(trim_at_word(p.title, TITLE_LIMIT), "title")
     description = require(trim_at_word(ch.description(p), DESCRIPTION_LIMIT), "description")
@@ -140,10 +163,10 @@ def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleV
             f"item_group_id longer than {GROUP_LIMIT} characters", field="item_group_id",
             excerpt=group[:120],
         )
-    color = ch.limited(p.color, "color", COLOR_LIMIT)
-    size = ch.limited(p.size, "size", SIZE_LIMIT)
-    gender = ch.spelled(p.gender, "gender", GENDERS, {g: g for g in ("male", "female", "unisex")})
-    age_group = ch.spelled(p.age_group, "age_group", AGE_GROUPS, AGE_GROUP)
+    color = (ch.limited(p.color, "color", COLOR_LIMIT) if p.color else "")
+    size = (ch.limited(p.size, "size", SIZE_LIMIT) if p.size else "")
+    gender = (ch.spelled(p.gender, "gender", GENDERS, GENDER) if p.gender else "")
+    age_group = (ch.spelled(p.age_group, "age_group", AGE_GROUPS, AGE_GROUP) if p.age_group else "")
     if ch.options.apparel:
         present = {"color": color, "size": size, "gender": gender, "age_group": age_group}
         missing = [f for f in APPAREL_REQUIRED if not present[f]]
@@ -157,10 +180,10 @@ def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleV
                          encode_comma=text)
     image = ch.url(ch.image(p), "image_link", limit=URL_LIMIT, required=True, encode_comma=True)
     extra = ch.additional_urls(p, "additional_image_link", limit=URL_LIMIT, encode_comma=True)
-    sale_price, effective = ch.sale(p)
+    sale_price, effective = ch.sale(p) if p.sale_price else ("", "")
     brand = trim_at_word(p.brand, BRAND_LIMIT) if p.brand else ""
-    gtin = ch.gtin(p, drop_restricted=True)
-    mpn = ch.limited(p.mpn, "mpn", MPN_LIMIT)
+    gtin = ch.gtin(p, drop_restricted=True) if p.gtin else ""
+    mpn = (ch.limited(p.mpn, "mpn", MPN_LIMIT) if p.mpn else "")
     identifier_exists = "" if gtin or (brand and mpn) else "no"
     size_system = ""
     if p.size_system:
@@ -181,8 +204,8 @@ def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleV
         pid, title, description, link, mobile_link, image, extra, availability, availability_date,
         f"{p.price} {p.currency}", sale_price, effective, p.condition, brand, gtin, mpn,
         identifier_exists, group, color, size, gender, age_group,
-        ch.limited(p.material, "material", MATERIAL_LIMIT),
-        ch.limited(p.pattern, "pattern", PATTERN_LIMIT), size_system, size_type,
+        (ch.limited(p.material, "material", MATERIAL_LIMIT) if p.material else ""),
+        (ch.limited(p.pattern, "pattern", PATTERN_LIMIT) if p.pattern else ""), size_system, size_type,
         ch.shipping_price(p),
         trim_at_word(p.product_type, PRODUCT_TYPE_LIMIT) if p.product_type else "",
         p.google_product_category or "",
@@ -192,6 +215,7 @@ def google_fields(ch: Channel, p: FeedProduct, *, text: bool = False) -> GoogleV
 # The g: elements written, when present, between condition and shipping (in this order).
 _TAIL = ("brand", "gtin", "mpn", "identifier_exists", "item_group_id", "color", "size", "gender",
          "age_group", "material", "pattern", "size_system", "size_type")
+_TAIL_TAGS = tuple((FIELDS.index(name), f"<g:{name}>", f"</g:{name}>") for name in _TAIL)
 
 
 class GoogleChannel(Channel):
@@ -218,38 +242,41 @@ class GoogleChannel(Channel):
     def row(self, p: FeedProduct) -> str:
         v = google_fields(self, p)
         esc = xml_escape
+        # Element names are constants and most values need no escaping (xml_escape returns them
+        # as they are): one f-string for what every item has, appends for the optional rest.
         parts = [
-            "<item><g:id>", esc(v.id), "</g:id><title>", esc(v.title), "</title><description>",
-            esc(v.description), "</description><link>", esc(v.link), "</link>",
+            f"<item><g:id>{esc(v.id)}</g:id><title>{esc(v.title)}</title><description>"
+            f"{esc(v.description)}</description><link>{esc(v.link)}</link>"
         ]
+        append = parts.append
         if v.mobile_link:
-            parts += ("<g:mobile_link>", esc(v.mobile_link), "</g:mobile_link>")
-        parts += ("<g:image_link>", esc(v.image_link), "</g:image_link>")
+            append(f"<g:mobile_link>{esc(v.mobile_link)}</g:mobile_link>")
+        append(f"<g:image_link>{esc(v.image_link)}</g:image_link>")
         for url in v.additional_image_link:
-            parts += ("<g:additional_image_link>", esc(url), "</g:additional_image_link>")
-        parts += ("<g:availability>", v.availability, "</g:availability>")
+            append(f"<g:additional_image_link>{esc(url)}</g:additional_image_link>")
+        append(f"<g:availability>{v.availability}</g:availability>")
         if v.availability_date:
-            parts += ("<g:availability_date>", v.availability_date, "</g:availability_date>")
-        parts += ("<g:price>", v.price, "</g:price>")
+            append(f"<g:availability_date>{v.availability_date}</g:availability_date>")
+        append(f"<g:price>{v.price}</g:price>")
         if v.sale_price:
-            parts += ("<g:sale_price>", v.sale_price, "</g:sale_price>")
+            append(f"<g:sale_price>{v.sale_price}</g:sale_price>")
         if v.sale_price_effective_date:
-            parts += ("<g:sale_price_effective_date>", v.sale_price_effective_date,
-                      "</g:sale_price_effective_date>")
-        parts += ("<g:condition>", v.condition, "</g:condition>")
-        for name in _TAIL:
-            value = getattr(v, name)
+            append(f"<g:sale_price_effective_date>{v.sale_price_effective_date}"
+                   "</g:sale_price_effective_date>")
+        append(f"<g:condition>{v.condition}</g:condition>")
+        for i, start, end in _TAIL_TAGS:
+            value = v[i]
             if value:
-                parts += (f"<g:{name}>", esc(value), f"</g:{name}>")
+                append(f"{start}{esc(value)}{end}")  # type: ignore[arg-type]  # the str fields
         if v.shipping:
-            parts += ("<g:shipping><g:country>", self.options.country or "",
-                      "</g:country><g:price>", v.shipping, "</g:price></g:shipping>")
+            append(f"<g:shipping><g:country>{self.options.country or ''}</g:country><g:price>"
+                   f"{v.shipping}</g:price></g:shipping>")
         if v.product_type:
-            parts += ("<g:product_type>", esc(v.product_type), "</g:product_type>")
+            append(f"<g:product_type>{esc(v.product_type)}</g:product_type>")
         if v.google_product_category:
-            parts += ("<g:google_product_category>", esc(v.google_product_category),
-                      "</g:google_product_category>")
-        parts.append("</item>\n")
+            append(f"<g:google_product_category>{esc(v.google_product_category)}"
+                   "</g:google_product_category>")
+        append("</item>\n")
         return "".join(parts)
 
     def footer(self) -> str:

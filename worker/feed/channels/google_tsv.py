@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from worker.feed.channels.google import FIELDS, GoogleChannel, google_fields
 from worker.feed.product import FeedProduct
-from worker.feed.rules import tsv_field
+from worker.feed.rules import tsv_line
+
+_EXTRA = FIELDS.index("additional_image_link")
+_SHIPPING = FIELDS.index("shipping")
 
 
 class GoogleTsvChannel(GoogleChannel):
@@ -32,8 +35,10 @@ class GoogleTsvChannel(GoogleChannel):
         shipping = values.shipping
         if shipping:
             shipping = f"{self.options.country}:::{shipping}"
-        fields = [v if isinstance(v, str) else ",".join(v) for v in values._replace(shipping=shipping)]
-        return "\t".join(tsv_field(v) for v in fields) + "\n"
+        fields: list[str] = list(values)  # type: ignore[arg-type]  # the list is joined next
+        fields[_EXTRA] = ",".join(values.additional_image_link)
+        fields[_SHIPPING] = shipping
+        return tsv_line(fields)
 
     def footer(self) -> str:
         return ""

@@ -110,12 +110,13 @@ class MetaChannel(Channel):
         if not is_positive_amount(p.price):
             raise RejectedRecord("price is zero", field="price", excerpt=p.price)
         values = {
-            "color": self.limited(p.color, "color", COLOR_LIMIT),
-            "size": self.limited(p.size, "size", SIZE_LIMIT),
-            "gender": self.spelled(p.gender, "gender", GENDERS, GENDER),
-            "age_group": self.spelled(p.age_group, "age_group", AGE_GROUPS, AGE_GROUP),
-            "material": self.limited(p.material, "material", MATERIAL_LIMIT),
-            "pattern": self.limited(p.pattern, "pattern", PATTERN_LIMIT),
+            "color": (self.limited(p.color, "color", COLOR_LIMIT) if p.color else ""),
+            "size": (self.limited(p.size, "size", SIZE_LIMIT) if p.size else ""),
+            "gender": (self.spelled(p.gender, "gender", GENDERS, GENDER) if p.gender else ""),
+            "age_group": (self.spelled(p.age_group, "age_group", AGE_GROUPS, AGE_GROUP)
+                          if p.age_group else ""),
+            "material": (self.limited(p.material, "material", MATERIAL_LIMIT) if p.material else ""),
+            "pattern": (self.limited(p.pattern, "pattern", PATTERN_LIMIT) if p.pattern else ""),
         }
         group = p.item_group_id or ""
         if group and p.group_varies is not None:
@@ -144,10 +145,10 @@ class MetaChannel(Channel):
         extra = self.fit_list(
             self.additional_urls(p, "additional_image_link", limit=URL_LIMIT, encode_comma=True)
         )
-        sale_price, effective = self.sale(p)
+        sale_price, effective = self.sale(p) if p.sale_price else ("", "")
         brand = trim_at_word(p.brand, BRAND_LIMIT) if p.brand else ""
-        gtin = self.gtin(p, drop_restricted=False)
-        mpn = self.limited(p.mpn, "mpn", MPN_LIMIT)
+        gtin = self.gtin(p, drop_restricted=False) if p.gtin else ""
+        mpn = (self.limited(p.mpn, "mpn", MPN_LIMIT) if p.mpn else "")
         if not (brand or gtin or mpn):
             raise RejectedRecord("none of brand, gtin, mpn is given", field="brand")
         shipping = self.shipping_price(p)

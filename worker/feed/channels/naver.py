@@ -137,7 +137,7 @@ def naver_values(ch: Channel, p: FeedProduct) -> list[str]:
             ch.drop("naver_category", "naver_category is not an 8-digit Naver category id",
                     p.naver_category)
     values[CONDITION_AT] = CONDITION[p.condition]
-    gtin = ch.gtin(p, drop_restricted=False)
+    gtin = ch.gtin(p, drop_restricted=False) if p.gtin else ""
     if gtin:
         barcode, problem = gtin13_or_8(gtin)
         if problem:
@@ -147,9 +147,12 @@ def naver_values(ch: Channel, p: FeedProduct) -> list[str]:
         values[MODEL_NUMBER] = trim_at_word(p.mpn, MODEL_LIMIT)
     if p.brand:
         values[BRAND] = trim_at_word(p.brand, BRAND_LIMIT)
-    values[GROUP_ID] = ch.limited(p.item_group_id, "group_id", GROUP_LIMIT)
-    values[GENDER_AT] = ch.spelled(p.gender, "gender", GENDERS, GENDER)
-    values[AGE_GROUP_AT] = ch.spelled(p.age_group, "age_group", AGE_GROUPS, AGE_GROUP)
+    if p.item_group_id:
+        values[GROUP_ID] = ch.limited(p.item_group_id, "group_id", GROUP_LIMIT)
+    if p.gender:
+        values[GENDER_AT] = ch.spelled(p.gender, "gender", GENDERS, GENDER)
+    if p.age_group:
+        values[AGE_GROUP_AT] = ch.spelled(p.age_group, "age_group", AGE_GROUPS, AGE_GROUP)
     return values
 
 
