@@ -20,6 +20,7 @@ import itertools
 import json
 import linecache
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -36,6 +37,7 @@ from worker.common.product import (
     CURRENCY_DECIMALS,
     DEFAULT_AVAILABILITY,
     DEFAULT_CONDITION,
+    MAX_ADDITIONAL_IMAGES,
     MAX_ATTRIBUTE_LENGTH,
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,
@@ -135,7 +137,30 @@ def _lookup(value: Any, exact: Mapping[str, Any], folded: Mapping[str, Any]) -> 
     return folded.get(key.strip().casefold(), value)
 
 
+def _fast_images(value: Any) -> list[str]:
+    """validate._images for a list of clean URLs; anything else goes to it whole."""
+    if value.__class__ is not list:
+        return v._images(value)
+    out = []
+    for item in value:
+        if item.__class__ is str:
+            url = item.strip()
+            if url.startswith(("https://", "http://")) and len(url) <= v.MAX_URL_LENGTH and (
+                not v._CONTROL.search(url)
+            ):
+                out.append(url)
+                continue
+        return v._images(value)
+    return out[:MAX_ADDITIONAL_IMAGES]
+
+
+def _clean(text: str | None) -> str | None:
+    return v._CONTROL.sub("", text) or None if text else text
+
+
 _BASE_NAMESPACE: dict[str, Any] = {
+    "_clean": _clean,
+    "_fast_images": _fast_images, "_fromiso": datetime.fromisoformat, "_UTC": UTC,
     "_step": _step, "_joined": _joined, "_lookup": _lookup, "_Decimal": Decimal,
     "_attempt": attempt, "_parse_price": parse_price, "_parse_decimal": parse_decimal,
     "_parse_integer": parse_integer, "_json_loads": json.loads, "_RejectedRecord": RejectedRecord,
@@ -158,7 +183,9 @@ _TEXT_LIMITS: dict[str, int] = {
     "google_product_category": MAX_TEXT_LENGTH, "naver_category": MAX_TEXT_LENGTH,
     **dict.fromkeys(VARIANT_ATTRIBUTES, MAX_ATTRIBUTE_LENGTH),
 }
-_URLS = ("link", "mobile_link", "image_link")
+_DEFERRED = ("description", "mobile_link", "image_link", "brand", "gtin", "mpn",
+             "item_group_id", "product_type", "google_product_category", "naver_category",
+             *VARIANT_ATTRIBUTES)
 _counter = itertools.count()
 
 
@@ -342,11 +369,15 @@ def _emit_mapping(src: _Source, depth: int, compiled: m.CompiledMapping) -> None
     src.emit(depth, f"extra = {{k: x for k, x in record.items() if k not in {consumed}}}")
 
 
-def _emit_text(src: _Source, depth: int, field: str, limit: int) -> None:
+def _emit_text(src: _Source, depth: int, field: str, limit: int, deferred: bool = False) -> None:
+    """``c_<field>`` as validate._text. ``deferred``: control characters are removed later, for
+    all such fields at once (_emit_cleaning); cleaning can then only shorten a value or empty it,
+    which rejects nothing for a field that is not required."""
     f, c = f"f_{field}", f"c_{field}"
     src.emit(depth, f"if {f}.__class__ is str:")
     src.emit(depth + 1, f"{c} = {f}.strip()")
-    src.emit(depth + 1, f"if len({c}) > {limit!r} or _csearch({c}):")
+    check = "" if deferred else f" or _csearch({c})"
+    src.emit(depth + 1, f"if len({c}) > {limit!r}{check}:")
     src.emit(depth + 2, f"{c} = _text({field!r}, {f}, {limit!r})")
     src.emit(depth + 1, f"elif not {c}:")
     src.emit(depth + 2, f"{c} = None")
@@ -356,8 +387,9 @@ def _emit_text(src: _Source, depth: int, field: str, limit: int) -> None:
     src.emit(depth + 1, f"{c} = _text({field!r}, {f}, {limit!r})")
 
 
-def _emit_url(src: _Source, depth: int, field: str) -> None:
-    _emit_text(src, depth, field, v.MAX_URL_LENGTH)
+def _emit_url(src: _Source, depth: int, field: str, deferred: bool = False) -> None:
+    # A control character inside a URL leaves its scheme as it is: the check may come first.
+    _emit_text(src, depth, field, v.MAX_URL_LENGTH, deferred)
     c = f"c_{field}"
     src.emit(depth, f"if {c} is not None and not {c}.startswith(('https://', 'http://')):")
     src.emit(depth + 1, f"{c} = _url({field!r}, f_{field})")
@@ -379,6 +411,22 @@ def _emit_choice(src: _Source, depth: int, field: str, aliases: str, default: st
     src.emit(depth + 1, f"{c} = {default!r}")
     src.emit(depth, "else:")
     src.emit(depth + 1, f"{c} = _choice({field!r}, {f}, {aliases}, {default!r})")
+
+
+def _emit_date(src: _Source, depth: int, field: str) -> None:
+    f, c = f"f_{field}", f"c_{field}"
+    src.emit(depth, f"if {f} is None:")
+    src.emit(depth + 1, f"{c} = None")
+    src.emit(depth, f"elif {f}.__class__ is str:")
+    src.emit(depth + 1, "try:")
+    src.emit(depth + 2, f"{c} = _fromiso({f}.strip())")
+    src.emit(depth + 1, "except ValueError:")
+    src.emit(depth + 2, f"{c} = _date({field!r}, {f})  # its reject, or None when blank")
+    src.emit(depth + 1, "else:")
+    src.emit(depth + 2, f"if {c}.tzinfo is None:")
+    src.emit(depth + 3, f"{c} = {c}.replace(tzinfo=_UTC)")
+    src.emit(depth, "else:")
+    src.emit(depth + 1, f"{c} = _date({field!r}, {f})")
 
 
 def _emit_validation(src: _Source, depth: int, currency: str) -> None:
@@ -415,23 +463,26 @@ def _emit_validation(src: _Source, depth: int, currency: str) -> None:
     e(depth + 1, "c_shipping_cost = f")
     e(depth, "else:")
     e(depth + 1, "c_shipping_cost = _shipping(f, zero)")
-    e(depth, "c_availability_date = None if f_availability_date is None else "
-             "_date('availability_date', f_availability_date)")
+    _emit_date(src, depth, "availability_date")
     e(depth, "c_images = [] if f_additional_image_links is None else "
-             "_images(f_additional_image_links)")
-    _emit_text(src, depth, "description", MAX_TEXT_LENGTH)
-    _emit_url(src, depth, "mobile_link")
-    _emit_url(src, depth, "image_link")
+             "_fast_images(f_additional_image_links)")
+    _emit_text(src, depth, "description", MAX_TEXT_LENGTH, deferred=True)
+    _emit_url(src, depth, "mobile_link", deferred=True)
+    _emit_url(src, depth, "image_link", deferred=True)
     _emit_choice(src, depth, "availability", "_AVAIL", DEFAULT_AVAILABILITY)
     _emit_choice(src, depth, "condition", "_COND", DEFAULT_CONDITION)
     for field in ("brand", "gtin", "mpn", "item_group_id", "product_type",
                   "google_product_category", "naver_category", *VARIANT_ATTRIBUTES):
-        _emit_text(src, depth, field, _TEXT_LIMITS[field])
-    e(depth, "if f_sale_price_start is None and f_sale_price_end is None:")
-    e(depth + 1, "c_sale_price_start = c_sale_price_end = None")
-    e(depth, "else:")
-    e(depth + 1, "c_sale_price_start, c_sale_price_end = "
-                 "_sale_window(f_sale_price_start, f_sale_price_end)")
+        _emit_text(src, depth, field, _TEXT_LIMITS[field], deferred=True)
+    _emit_date(src, depth, "sale_price_start")
+    _emit_date(src, depth, "sale_price_end")
+    e(depth, "if c_sale_price_start is not None and c_sale_price_end is not None and "
+             "c_sale_price_end <= c_sale_price_start:")
+    e(depth + 1, "_sale_window(f_sale_price_start, f_sale_price_end)  # raises its reject")
+    # One search for control characters over every deferred field instead of one each.
+    deferred = ", ".join(f"c_{field}" for field in _DEFERRED)
+    e(depth, f"if _csearch(''.join(filter(None, ({deferred},)))):")
+    e(depth + 1, f"{deferred} = [_clean(x) for x in ({deferred},)]")
     row = {"product_id": "c_product_id", "additional_image_links": "c_images",
            "currency": "code"}
     columns = ", ".join(row.get(field, f"c_{field}") for field in PRODUCT_FIELDS)
