@@ -153,9 +153,12 @@ def apply_delta(
     """Insert new, update changed, mark gone the absent; refuse a snapshot that shrinks too much."""
     staging = sql.Identifier(STAGING)
     row = conn.execute(
-        "SELECT count(*) FROM products WHERE shop_id = %s AND gone_at IS NULL", (shop_id,)
+        "SELECT count(*), count(*) FILTER (WHERE gone_at IS NULL) FROM products "
+        "WHERE shop_id = %s", (shop_id,)
     ).fetchone()
-    current = int(row[0]) if row else 0
+    stored, current = (int(row[0]), int(row[1])) if row else (0, 0)
+    if stored == 0:
+        return _first_load(conn, shop_id)
     row = conn.execute(sql.SQL(
         "SELECT count(*) FROM products p WHERE p.shop_id = %s AND p.gone_at IS NULL "
         "AND NOT EXISTS (SELECT 1 FROM {} s WHERE s.product_id = p.product_id)"
@@ -210,6 +213,18 @@ def apply_delta(
     staged = int(row[0]) if row else 0
     counts.unchanged = staged - counts.inserted - counts.updated
     return counts
+
+
+def _first_load(conn: psycopg.Connection, shop_id: str) -> DeltaCounts:
+    """A shop with no products at all: every staged row is new, nothing can change, return or
+    go. The shop's collect lock keeps it so until the commit, so the delta is one plain INSERT:
+    no anti-join, no gone pass over the rows just written (~3 µs per product)."""
+    cur = conn.execute(sql.SQL(
+        "INSERT INTO products (shop_id, {columns}, content_hash) "
+        "SELECT %s, {s_columns}, {hash} FROM {staging}"
+    ).format(columns=_ids(ROW_COLUMNS), s_columns=_ids(ROW_COLUMNS, STAGING),
+             hash=_hash(STAGING), staging=sql.Identifier(STAGING)), (shop_id,))
+    return DeltaCounts(inserted=cur.rowcount)
 
 
 def store_validators(
