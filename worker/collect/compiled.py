@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import linecache
+import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -159,6 +160,7 @@ def _clean(text: str | None) -> str | None:
 
 
 _BASE_NAMESPACE: dict[str, Any] = {
+    "_won": re.compile(r"([1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)원?").fullmatch,
     "_clean": _clean,
     "_fast_images": _fast_images, "_fromiso": datetime.fromisoformat, "_UTC": UTC,
     "_step": _step, "_joined": _joined, "_lookup": _lookup, "_Decimal": Decimal,
@@ -344,6 +346,11 @@ def _parse_step(t: str, kind: str, separator: str | None, zero_decimal: bool) ->
     if kind == "integer":
         # parse_integer gives an int: an int stays one, the rest goes the whole way.
         return [f"if {t}.__class__ is not int:", f"    {t} = {call}"]
+    if kind == "price" and separator is None:
+        # What Korean shops write ("12,900원", "15000원"): parse_price's result without its regex
+        # and checks (commas in groups of three are thousands whatever the currency).
+        fast[-2:-2] = [f"elif {t}.__class__ is str and (won := _won({t})) is not None:",
+                       f"    {t} = _Decimal(won.group(1).replace(',', ''))"]
     return fast
 
 

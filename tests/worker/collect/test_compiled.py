@@ -75,7 +75,7 @@ GOOD: dict[str, list[Any]] = {
     "url": [*URLS, ",".join(URLS[:3])],
     "urls": [*URLS, URLS[:2], ",".join(URLS[:3]), "|".join(URLS[1:])],
     "price": [12900, Decimal("15.00"), "12,900원", "1.234,56 €", "15", "$15.00", 0, "0012",
-              "1,5", Decimal("1E+2"), "3.700"],
+              "1,5", Decimal("1E+2"), "3.700", "15000원", "1,234,567원", "1,000,00원"],
     "currency": ["KRW", " usd ", "", "jpy"],
     "availability": ["in stock", "품절", True, 3, "Sold Out", "in_stock", "Y"],
     "condition": ["new", "중고", "refurbished", "USED"],
