@@ -13,6 +13,9 @@ contents collide with probability 2⁻⁶⁴ — a product whose change would th
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -101,6 +104,101 @@ def stage(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> int:
     return count
 
 
+CHUNK = "collect_chunk"
+# Rows per chunk of a first load: the worker builds the next chunk while the server stores this
+# one. At most three chunks are alive (building, queued, being written): ~10 MB each.
+CHUNK_ROWS = 2500
+
+
+def shop_is_empty(conn: psycopg.Connection, shop_id: str) -> bool:
+    """Whether the shop has no products at all (gone ones count): its load is a first load."""
+    row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM products WHERE shop_id = %s)",
+                       (shop_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def stage_first_load(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]],
+                     shop_id: str) -> int:
+    """A first load (``shop_is_empty``, under the shop's lock): the rows go into ``products`` as
+    they come, chunk by chunk, and only their keys into staging; return how many were staged.
+
+    A writer thread COPYs each chunk into a chunk table and inserts it into ``products``
+    (``ORDER BY pos, option`` and ``ON CONFLICT DO NOTHING``: the first of a duplicated id wins,
+    as in ``reject_duplicates``, which still finds and reports the later ones in staging) while
+    this thread parses, maps and validates the next: the server's insert runs beside the
+    worker's work instead of after it. Same connection, same transaction: the caller's rollback
+    removes everything. ``apply_delta(..., first_load_staged=True)`` then only counts.
+    """
+    conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT * FROM {} WITH NO DATA")
+                 .format(sql.Identifier(CHUNK), sql.Identifier(STAGING)))
+    chunk_table, staging = sql.Identifier(CHUNK), sql.Identifier(STAGING)
+    copy_query = sql.SQL("COPY {} ({}) FROM STDIN").format(chunk_table, _ids(STAGING_COLUMNS))
+    statements = [
+        sql.SQL(
+            "INSERT INTO products (shop_id, {columns}, content_hash) "
+            "SELECT %s, {c_columns}, {hash} FROM {chunk} ORDER BY pos, option "
+            "ON CONFLICT (shop_id, product_id) DO NOTHING"
+        ).format(columns=_ids(ROW_COLUMNS), c_columns=_ids(ROW_COLUMNS, CHUNK),
+                 hash=_hash(CHUNK), chunk=chunk_table),
+        sql.SQL("INSERT INTO {} (pos, option, product_id) SELECT pos, option, product_id "
+                "FROM {}").format(staging, chunk_table),
+        sql.SQL("TRUNCATE {}").format(chunk_table),
+    ]
+    chunks: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=1)
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with conn.cursor() as cur:
+                cur.adapters.register_dumper(list, _TextArrayDumper)
+                while (chunk := chunks.get()) is not None:
+                    with cur.copy(copy_query) as copy:
+                        for row in chunk:
+                            copy.write_row(row)
+                    del chunk
+                    cur.execute(statements[0], (shop_id,))
+                    cur.execute(statements[1])
+                    cur.execute(statements[2])
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            failed.append(exc)
+
+    def hand(chunk: list[tuple[Any, ...]] | None) -> None:
+        while True:
+            if failed:
+                raise failed[0]
+            if not writer.is_alive():
+                return
+            try:
+                chunks.put(chunk, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    writer = threading.Thread(target=write, name="collect-first-load", daemon=True)
+    writer.start()
+    count = 0
+    chunk: list[tuple[Any, ...]] = []
+    try:
+        for row in rows:
+            # A record's options share its position: a chunk ends between records.
+            if len(chunk) >= CHUNK_ROWS and row[0] != chunk[-1][0]:
+                hand(chunk)
+                chunk = []
+            chunk.append(row)
+            count += 1
+        if chunk:
+            hand(chunk)
+    finally:
+        # Whatever happened here, the writer stops and is waited for: the connection is then
+        # this thread's again (for the rollback, or the next statement).
+        with contextlib.suppress(BaseException):
+            hand(None)
+        writer.join()
+    if failed:
+        raise failed[0]
+    return count
+
+
 def _where(label: str, pos: int, option: int) -> str:
     return f"{label} {pos}, option {option}" if option else f"{label} {pos}"
 
@@ -145,10 +243,17 @@ def reject_duplicates(conn: psycopg.Connection, rejects: RejectRecorder, label: 
 
 
 def apply_delta(
-    conn: psycopg.Connection, shop_id: str, *, max_shrink_share: float, force: bool, where: str
+    conn: psycopg.Connection, shop_id: str, *, max_shrink_share: float, force: bool, where: str,
+    first_load_staged: bool = False,
 ) -> DeltaCounts:
-    """Insert new, update changed, mark gone the absent; refuse a snapshot that shrinks too much."""
+    """Insert new, update changed, mark gone the absent; refuse a snapshot that shrinks too much.
+
+    ``first_load_staged``: ``stage_first_load`` already inserted the rows; only count them."""
     staging = sql.Identifier(STAGING)
+    if first_load_staged:
+        row = conn.execute("SELECT count(*) FROM products WHERE shop_id = %s",
+                           (shop_id,)).fetchone()
+        return DeltaCounts(inserted=int(row[0]) if row else 0)
     row = conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE gone_at IS NULL) FROM products "
         "WHERE shop_id = %s", (shop_id,)

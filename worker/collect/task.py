@@ -107,7 +107,9 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
         rows = _rows(records, compile_rows(compiled, shop.currency), ctx.rejects, fmt.position,
                      tally)
         started = time.monotonic()
-        staged = load.stage(conn, rows)
+        first_load = load.shop_is_empty(conn, shop.id)
+        staged = (load.stage_first_load(conn, rows, shop.id) if first_load
+                  else load.stage(conn, rows))
         bytes_read = source.bytes_read
         log.info("collect.staged", rows=staged, rejected=tally.rejected,
                  seconds=round(time.monotonic() - started, 3))
@@ -134,7 +136,7 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
     started = time.monotonic()
     counts = load.apply_delta(
         conn, shop.id, max_shrink_share=float(shop.option("max_shrink_share")),
-        force=ctx.settings.force, where=where,
+        force=ctx.settings.force, where=where, first_load_staged=first_load,
     )
     etag = source.etag
     if local and source.content_digest is not None:
