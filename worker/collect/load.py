@@ -1,5 +1,8 @@
 """Load: COPY a snapshot into a temporary staging table, then apply it to ``products`` as a delta.
 
+A first load (a shop with no products at all) goes into ``products`` while it streams, chunk by
+chunk (``stage_first_load``), and staging keeps only the keys the duplicate rejects need.
+
 Everything happens in the caller's one transaction: the staging table, the duplicate rejects, the
 shrink gate and the delta. A product absent from the snapshot is marked gone (``gone_at``), not
 deleted, so that the summary EP can announce it; one that comes back clears ``gone_at``.
