@@ -17,6 +17,7 @@ contents collide with probability 2⁻⁶⁴ — a product whose change would th
 from __future__ import annotations
 
 import contextlib
+import io
 import queue
 import threading
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.adapt import Dumper
+from psycopg.copy import Copy, FileWriter
 
 from worker.collect.validate import ROW_COLUMNS, STAGING_COLUMNS
 from worker.common.accounting import RejectRecorder
@@ -147,17 +149,15 @@ def stage_first_load(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]],
                 "FROM {}").format(staging, chunk_table),
         sql.SQL("TRUNCATE {}").format(chunk_table),
     ]
-    chunks: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=1)
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
     failed: list[BaseException] = []
 
     def write() -> None:
         try:
             with conn.cursor() as cur:
-                cur.adapters.register_dumper(list, _TextArrayDumper)
                 while (chunk := chunks.get()) is not None:
                     with cur.copy(copy_query) as copy:
-                        for row in chunk:
-                            copy.write_row(row)
+                        copy.write(chunk)
                     del chunk
                     cur.execute(statements[0], (shop_id,))
                     cur.execute(statements[1])
@@ -165,7 +165,7 @@ def stage_first_load(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]],
         except BaseException as exc:  # handed to the caller's thread, which raises it
             failed.append(exc)
 
-    def hand(chunk: list[tuple[Any, ...]] | None) -> None:
+    def hand(chunk: bytes | None) -> None:
         while True:
             if failed:
                 raise failed[0]
@@ -177,20 +177,33 @@ def stage_first_load(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]],
             except queue.Full:
                 continue
 
+    # This thread formats the rows as COPY text (psycopg's C formatter, through a cursor that
+    # never talks to the server): the writer only sends bytes and waits, so the two threads do
+    # not take turns on the GIL row by row, and a chunk is ~4 MB of text, not Python objects.
+    formatting = conn.cursor()
+    formatting.adapters.register_dumper(list, _TextArrayDumper)
     writer = threading.Thread(target=write, name="collect-first-load", daemon=True)
     writer.start()
-    count = 0
-    chunk: list[tuple[Any, ...]] = []
+    count = in_chunk = 0
+    last = None
+    text = io.BytesIO()
+    copy = Copy(formatting, writer=FileWriter(text))
     try:
         for row in rows:
             # A record's options share its position: a chunk ends between records.
-            if len(chunk) >= CHUNK_ROWS and row[0] != chunk[-1][0]:
-                hand(chunk)
-                chunk = []
-            chunk.append(row)
+            if in_chunk >= CHUNK_ROWS and row[0] != last:
+                copy.finish(None)
+                hand(text.getvalue())
+                text = io.BytesIO()
+                copy = Copy(formatting, writer=FileWriter(text))
+                in_chunk = 0
+            copy.write_row(row)
+            last = row[0]
+            in_chunk += 1
             count += 1
-        if chunk:
-            hand(chunk)
+        if in_chunk:
+            copy.finish(None)
+            hand(text.getvalue())
     finally:
         # Whatever happened here, the writer stops and is waited for: the connection is then
         # this thread's again (for the rollback, or the next statement).
