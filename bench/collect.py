@@ -1,8 +1,10 @@
 """Benchmark of the collect task (not in CI): our collect end to end, first load and unchanged
-re-run, against the limits measured in the same run on the same catalog: the raw ijson parse,
-``psql \\copy`` of the equivalent CSV, and a naive peer (``json.load`` + ``executemany``).
+re-run, against the limits measured in the same run on the same catalog: the raw parse (ijson
+for JSON, orjson per line for JSON Lines, the csv module for CSV), ``psql \\copy`` of the
+equivalent CSV, and a naive peer (the whole file in memory + ``executemany``).
 
-    python -m bench.collect --sizes 100,300 [--database-url URL] [--workdir DIR] [--no-naive]
+    python -m bench.collect --sizes 100,300 [--formats json,jsonl,csv] [--database-url URL]
+                            [--workdir DIR] [--no-naive]
 
 Without ``--database-url`` it starts a throw-away PostgreSQL from the machine's initdb/pg_ctl (the
 tests' provider). Each measurement runs in a fresh subprocess, so its peak RSS is its own.
@@ -65,10 +67,53 @@ def child_ijson(path: str, item_path: str) -> dict[str, Any]:
             "rows": rows, "peak_rss_mb": _peak_rss_mb()}
 
 
+def child_orjson(path: str) -> dict[str, Any]:
+    """JSON Lines' parse limit: orjson, one line at a time (no limits, no positions)."""
+    import orjson
+
+    started, cpu = time.perf_counter(), time.process_time()
+    rows = 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            orjson.loads(line)
+            rows += 1
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+            "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+
+
+def child_csv(path: str) -> dict[str, Any]:
+    """CSV's parse limit: the csv module's DictReader over the decoded file."""
+    import csv
+
+    started, cpu = time.perf_counter(), time.process_time()
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = sum(1 for _ in csv.DictReader(handle))
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+            "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+
+
 def _peer_row(p: dict[str, Any]) -> tuple[Any, ...]:
     """The few columns the peers (plain stream, naive) load, read straight from a product."""
+    if isinstance(p["price"], str):  # a CSV row: "12,900원", options as JSON text
+        return (p["sku"], f"{p['brand']} {p['name']}", p["desc"], p["url"],
+                int(p["price"].rstrip("원").replace(",", "")), p["options"])
     return (p["sku"], f"{p['brand']} {p['name']}", p["desc"], p["url"], p["price"]["amount"],
             json.dumps(p.get("options"), ensure_ascii=False))
+
+
+def _naive_items(path: str) -> list[dict[str, Any]]:
+    """The whole catalog in memory, read the obvious way for its format."""
+    if path.endswith(".jsonl"):
+        with open(path, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle]
+    if path.endswith(".csv"):
+        import csv
+
+        with open(path, encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(handle))
+    with open(path, encoding="utf-8") as handle:
+        items: list[dict[str, Any]] = json.load(handle)["products"]
+        return items
 
 
 def child_plain(database_url: str, path: str, item_path: str) -> dict[str, Any]:
@@ -98,9 +143,7 @@ def child_naive(database_url: str, path: str) -> dict[str, Any]:
     import psycopg
 
     started, cpu = time.perf_counter(), time.process_time()
-    with open(path, encoding="utf-8") as handle:
-        document = json.load(handle)
-    rows = [_peer_row(p) for p in document["products"]]
+    rows = [_peer_row(p) for p in _naive_items(path)]
     with psycopg.connect(database_url) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_naive")
         conn.execute("CREATE TABLE bench_naive (product_id text PRIMARY KEY, title text, "
@@ -148,25 +191,31 @@ def psql_copy(database_url: str, shop_id: str, workdir: Path) -> dict[str, Any]:
     return {"seconds": seconds, "rows": rows, "csv_bytes": size}
 
 
-def measure(database_url: str, size_mb: int, workdir: Path, naive: bool) -> dict[str, Any]:
+def measure(database_url: str, size_mb: int, fmt: str, workdir: Path,
+            naive: bool) -> dict[str, Any]:
     import psycopg
 
     from submitter.shopfile import parse_shop
     from tests import catalogs as catalog_gen
     from worker.common.shops import upsert_shops
 
+    # The same products in every format (sized by their JSON), so the formats compare.
     count = size_mb * 1_000_000 // BYTES_PER_PRODUCT
-    path = workdir / f"catalog-{size_mb}mb.json"
-    print(f"[{size_mb} MB] generating {count} products → {path}", file=sys.stderr)
-    size = catalog_gen.write(path, "json", catalog_gen.products(count, seed=size_mb))
-    shop_id = f"bench-{size_mb}"
+    path = workdir / f"catalog-{size_mb}mb.{fmt}"
+    print(f"[{size_mb} MB {fmt}] generating {count} products → {path}", file=sys.stderr)
+    size = catalog_gen.write(path, fmt, catalog_gen.products(count, seed=size_mb))
+    shop_id = f"bench-{size_mb}-{fmt}"
     with psycopg.connect(database_url) as conn:
-        upsert_shops(conn, [parse_shop(catalog_gen.shop("json", str(path), id=shop_id), "bench")])
-    results: dict[str, Any] = {"size_mb": size_mb, "file_bytes": size, "products": count}
-    print(f"[{size_mb} MB] ijson parse", file=sys.stderr)
-    results["ijson"] = _run_child("ijson", str(path), "products.item")
-    print(f"[{size_mb} MB] plain ijson → COPY stream", file=sys.stderr)
-    results["plain"] = _run_child("plain", database_url, str(path), "products.item")
+        upsert_shops(conn, [parse_shop(catalog_gen.shop(fmt, str(path), id=shop_id), "bench")])
+    results: dict[str, Any] = {"size_mb": size_mb, "format": fmt, "file_bytes": size,
+                               "products": count}
+    print(f"[{size_mb} MB {fmt}] raw parse", file=sys.stderr)
+    if fmt == "json":
+        results["ijson"] = _run_child("ijson", str(path), "products.item")
+        print(f"[{size_mb} MB] plain ijson → COPY stream", file=sys.stderr)
+        results["plain"] = _run_child("plain", database_url, str(path), "products.item")
+    else:
+        results["ijson"] = _run_child("orjson" if fmt == "jsonl" else "csv", str(path))
     print(f"[{size_mb} MB] collect, first load", file=sys.stderr)
     results["first"] = _run_child("collect", database_url, shop_id, str(workdir))
     print(f"[{size_mb} MB] collect, unchanged re-run (file digest)", file=sys.stderr)
@@ -184,6 +233,14 @@ def measure(database_url: str, size_mb: int, workdir: Path, naive: bool) -> dict
     return results
 
 
+PARSE_LIMIT = {"json": "raw ijson parse (parse limit)",
+               "jsonl": "raw orjson parse per line (parse limit)",
+               "csv": "raw csv.DictReader parse (parse limit)"}
+NAIVE = {"json": "naive json.load + executemany",
+         "jsonl": "naive json.loads per line into a list + executemany",
+         "csv": "naive list(csv.DictReader) + executemany"}
+
+
 def table(all_results: list[dict[str, Any]]) -> str:
     lines = [
         "| catalog | measurement | rows | seconds | rows/s | MB/s | CPU µs/row | peak RSS MB |",
@@ -191,13 +248,14 @@ def table(all_results: list[dict[str, Any]]) -> str:
     ]
     for r in all_results:
         mb = r["file_bytes"] / 1e6
+        fmt = r.get("format", "json")
         for key, name in (("first", "our collect, first load"),
                           ("rerun", "our collect, unchanged re-run (same file: digest)"),
                           ("rerun_full", "our collect, unchanged re-run, read in full"),
-                          ("ijson", "raw ijson parse (parse limit)"),
+                          ("ijson", PARSE_LIMIT[fmt]),
                           ("copy", "psql \\copy of the same rows (database limit)"),
                           ("plain", "plain ijson → COPY stream, no mapping/validation/delta"),
-                          ("naive", "naive json.load + executemany")):
+                          ("naive", NAIVE[fmt])):
             m = r.get(key)
             if m is None:
                 continue
@@ -206,16 +264,17 @@ def table(all_results: list[dict[str, Any]]) -> str:
             cpu = (f"{m['cpu_seconds'] / m['rows'] * 1e6:.0f}"
                    if "cpu_seconds" in m and m["rows"] else "–")
             lines.append(
-                f"| {mb:.0f} MB, {r['products']} products | {name} | {m['rows']} | "
+                f"| {fmt} {mb:.0f} MB, {r['products']} products | {name} | {m['rows']} | "
                 f"{m['seconds']:.1f} | {m['rows'] / m['seconds']:,.0f} | "
                 f"{mb / m['seconds']:.1f} | {cpu} | {rss} |"
             )
     lines.append("")
-    lines.append("| catalog | first load ÷ min(parse, database) | plain stream ÷ min(parse, "
+    lines.append("| catalog | first load ÷ naive (≥ 1.0) | first load ÷ min(parse, database) "
+                 "(≥ 0.4) | CPU per product ÷ parse's (≤ 2.5) | plain stream ÷ min(parse, "
                  "database) | re-run speed-up (digest) | re-run speed-up (in full) | "
                  "rows written by re-runs | RSS vs smallest |")
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    smallest = all_results[0]["first"]["peak_rss_mb"]
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    smallest = min(r["first"]["peak_rss_mb"] for r in all_results)
     for r in all_results:
         first = r["first"]["rows"] / r["first"]["seconds"]
         limit = min(r["ijson"]["rows"] / r["ijson"]["seconds"],
@@ -224,8 +283,12 @@ def table(all_results: list[dict[str, Any]]) -> str:
                       for c in ("inserted", "updated", "gone"))
         plain = (f"{r['plain']['rows'] / r['plain']['seconds'] / limit:.2f}"
                  if "plain" in r else "–")
+        naive = (f"{first / (r['naive']['rows'] / r['naive']['seconds']):.2f}"
+                 if "naive" in r else "–")
+        cpu = r["first"]["cpu_seconds"] / r["ijson"]["cpu_seconds"]
         lines.append(
-            f"| {r['file_bytes'] / 1e6:.0f} MB | {first / limit:.2f} | {plain} | "
+            f"| {r.get('format', 'json')} {r['file_bytes'] / 1e6:.0f} MB | {naive} | "
+            f"{first / limit:.2f} | {cpu:.2f} | {plain} | "
             f"{r['first']['seconds'] / r['rerun']['seconds']:.1f}× | "
             f"{r['first']['seconds'] / r['rerun_full']['seconds']:.2f}× | {written} | "
             f"{r['first']['peak_rss_mb'] / smallest:.2f}× |"
@@ -237,11 +300,13 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         kind, *args = sys.argv[2:]
         fn = {"collect": child_collect, "ijson": child_ijson, "naive": child_naive,
-              "plain": child_plain}[kind]
+              "plain": child_plain, "orjson": child_orjson, "csv": child_csv}[kind]
         print("BENCH " + json.dumps(fn(*args)))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,300", help="catalog sizes in MB, comma-separated")
+    parser.add_argument("--formats", default="json,jsonl,csv",
+                        help="catalog formats, comma-separated (json, jsonl, csv)")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--no-naive", action="store_true")
@@ -263,9 +328,9 @@ def main() -> None:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(
             prefix="bench-collect-", dir="/tmp")))
         results = [
-            measure(url, int(size), workdir,
+            measure(url, int(size), fmt, workdir,
                     naive=not args.no_naive and int(size) <= args.naive_max_mb)
-            for size in args.sizes.split(",")
+            for size in args.sizes.split(",") for fmt in args.formats.split(",")
         ]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, load average {os.getloadavg()}")

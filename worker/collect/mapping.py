@@ -429,9 +429,7 @@ class CompiledVariants:
             try:
                 options = json.loads(options)
             except ValueError as exc:
-                yield 0, RejectedRecord(
-                    f"the options ({VARIANTS}.path) are text that is not a JSON list: {exc}",
-                    field=VARIANTS, excerpt=options[:200]), extra
+                yield 0, options_not_json(exc, options), extra
                 return
         if isinstance(options, dict):
             options = [options]  # one XML child is not a list
@@ -439,30 +437,23 @@ class CompiledVariants:
             yield 0, fields, extra
             return
         if not isinstance(options, list):
-            yield 0, RejectedRecord(
-                f"the options ({VARIANTS}.path) are a {type(options).__name__}, expected a list",
-                field=VARIANTS, excerpt=repr(options)[:200]), extra
+            yield 0, options_not_list(options), extra
             return
         parent = fields.get("product_id")
         parent_id = None if parent is None or isinstance(parent, dict | list) else (
             str(parent).strip() or None)
         for index, option in enumerate(options, 1):
             if not isinstance(option, dict):
-                yield index, RejectedRecord(
-                    f"option {index} is a {type(option).__name__}, expected an object",
-                    field=VARIANTS, excerpt=repr(option)[:200]), extra
+                yield index, option_not_object(index, option), extra
                 continue
             if parent_id is None:
-                yield index, RejectedRecord("missing required field product_id (the options' "
-                                            "item_group_id)", field="product_id"), extra
+                yield index, option_without_parent(), extra
                 continue
             try:
                 variant_id = self.render({"product_id": parent_id, "option": option,
                                           "index": index})
             except ValueError as exc:
-                yield index, RejectedRecord(
-                    f"option {index} has no {exc} for its id ({self.template})",
-                    field="product_id", excerpt=repr(option)[:200]), extra
+                yield index, option_without_id(index, exc, self.template, option), extra
                 continue
             yield index, self._variant(fields, option, variant_id, parent_id), (
                 self._extra(extra, option))
@@ -487,28 +478,66 @@ class CompiledVariants:
         if self.stock is not None and "availability" not in own:
             stock = self.stock(option)
             if stock is not None and stock != "":
-                count = attempt(parse_integer, stock) if not isinstance(stock, int) else stock
-                if isinstance(count, ParseFailure):
-                    fields["availability"] = ParseFailure(
-                        stock, f"the option's stock: {count.reason}")
-                else:
-                    fields["availability"] = "in_stock" if count > 0 else "out_of_stock"
+                fields["availability"] = stock_availability(stock)
         return fields
 
     def _plus(self, price: Any, delta: Any) -> Any:
-        if isinstance(price, ParseFailure):
-            return price
-        base = attempt(parse_price, price, zero_decimal=self.zero_decimal)
-        if isinstance(base, ParseFailure):
-            return base
-        difference = attempt(parse_price, delta, zero_decimal=self.zero_decimal)
-        if isinstance(difference, ParseFailure):
-            return ParseFailure(delta, f"the option's price difference: {difference.reason}")
-        return base + difference
+        return plus_price(price, delta, self.zero_decimal)
 
     def _extra(self, extra: dict[str, Any], option: dict[str, Any]) -> dict[str, Any]:
         rest = {k: v for k, v in option.items() if k not in self.option_consumed}
         return {**extra, "option": rest} if rest else extra
+
+
+# What an expansion says and computes, shared with the compiled path (worker.collect.compiled).
+
+
+def options_not_json(exc: ValueError, options: str) -> RejectedRecord:
+    return RejectedRecord(
+        f"the options ({VARIANTS}.path) are text that is not a JSON list: {exc}",
+        field=VARIANTS, excerpt=options[:200])
+
+
+def options_not_list(options: Any) -> RejectedRecord:
+    return RejectedRecord(
+        f"the options ({VARIANTS}.path) are a {type(options).__name__}, expected a list",
+        field=VARIANTS, excerpt=repr(options)[:200])
+
+
+def option_not_object(index: int, option: Any) -> RejectedRecord:
+    return RejectedRecord(f"option {index} is a {type(option).__name__}, expected an object",
+                          field=VARIANTS, excerpt=repr(option)[:200])
+
+
+def option_without_parent() -> RejectedRecord:
+    return RejectedRecord("missing required field product_id (the options' item_group_id)",
+                          field="product_id")
+
+
+def option_without_id(index: int, exc: ValueError, template: str, option: Any) -> RejectedRecord:
+    return RejectedRecord(f"option {index} has no {exc} for its id ({template})",
+                          field="product_id", excerpt=repr(option)[:200])
+
+
+def stock_availability(stock: Any) -> Any:
+    """An option's availability from its stock count (a ParseFailure when unreadable)."""
+    count = attempt(parse_integer, stock) if not isinstance(stock, int) else stock
+    if isinstance(count, ParseFailure):
+        return ParseFailure(stock, f"the option's stock: {count.reason}")
+    return "in_stock" if count > 0 else "out_of_stock"
+
+
+def plus_price(price: Any, delta: Any, zero_decimal: bool) -> Any:
+    """A price plus an option's price difference (a ParseFailure when either is unreadable)."""
+    if isinstance(price, ParseFailure):
+        return price
+    base = attempt(parse_price, price, zero_decimal=zero_decimal)
+    if isinstance(base, ParseFailure):
+        return base
+    difference = attempt(parse_price, delta, zero_decimal=zero_decimal)
+    if isinstance(difference, ParseFailure):
+        return ParseFailure(delta, f"the option's price difference: {difference.reason}")
+    return base + difference
 
 
 def _spec_paths(raw: Any) -> list[str]:

@@ -20,6 +20,7 @@ import psycopg
 import structlog
 
 from worker.collect import formats, load
+from worker.collect.compiled import RowMaker, compile_rows
 from worker.collect.limits import Limits
 from worker.collect.mapping import CompiledMapping, column_problems, compile_mapping
 from worker.collect.sources import (
@@ -29,7 +30,6 @@ from worker.collect.sources import (
     local_file_validator,
     open_source,
 )
-from worker.collect.validate import normalise
 from worker.common.accounting import RejectRecorder
 from worker.common.db import shop_lock
 from worker.common.errors import CatalogError, ConfigError, FatalError, RejectedRecord
@@ -104,9 +104,12 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
 
         load.create_staging(conn)
         records = fmt.records(source.stream, shop.format_options, where, check_header, limits)
-        rows = _rows(records, compiled, shop.currency, ctx.rejects, fmt.position, tally)
+        rows = _rows(records, compile_rows(compiled, shop.currency), ctx.rejects, fmt.position,
+                     tally)
         started = time.monotonic()
-        staged = load.stage(conn, rows)
+        first_load = load.shop_is_empty(conn, shop.id)
+        staged = (load.stage_first_load(conn, rows, shop.id) if first_load
+                  else load.stage(conn, rows))
         bytes_read = source.bytes_read
         log.info("collect.staged", rows=staged, rejected=tally.rejected,
                  seconds=round(time.monotonic() - started, 3))
@@ -133,7 +136,7 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
     started = time.monotonic()
     counts = load.apply_delta(
         conn, shop.id, max_shrink_share=float(shop.option("max_shrink_share")),
-        force=ctx.settings.force, where=where,
+        force=ctx.settings.force, where=where, first_load_staged=first_load,
     )
     etag = source.etag
     if local and source.content_digest is not None:
@@ -167,16 +170,41 @@ def _counts(counts: load.DeltaCounts) -> dict[str, Any]:
 
 def _rows(
     records: Iterator[formats.Record],
-    compiled: CompiledMapping,
-    currency: str,
+    maker: RowMaker,
     rejects: RejectRecorder,
     label: str,
     tally: _Tally,
 ) -> Iterator[tuple[Any, ...]]:
     """Staging rows of the valid records (or of their options, expanded lazily, one record at
     a time); every other record or option is rejected with its reason."""
-    apply = compiled.apply
-    variants = compiled.variants
+    if not maker.variants:
+        row_of = maker.row
+        for pos, record in records:
+            tally.rows_in += 1
+            tally.candidates += 1
+            if record.__class__ is RejectedRecord:
+                tally.rejected += 1
+                rejects.add(record.reason, position=f"{label} {pos}",  # type: ignore[union-attr]
+                            field=record.field, excerpt=record.excerpt)  # type: ignore[union-attr]
+                continue
+            try:
+                row = row_of(pos, record)  # type: ignore[arg-type]
+            except RejectedRecord as exc:
+                tally.rejected += 1
+                where = f"{label} {pos}"
+                _reject(rejects, exc, where, maker.product_id(record), record)  # type: ignore[arg-type]
+                continue
+            except CatalogError:
+                raise
+            except Exception as exc:
+                tally.rejected += 1
+                where = f"{label} {pos}"
+                _reject(rejects, _unprocessable(exc, where), where,
+                        maker.product_id(record), record)  # type: ignore[arg-type]
+                continue
+            yield row
+        return
+    expand = maker.expand
     for pos, record in records:
         tally.rows_in += 1
         if isinstance(record, RejectedRecord):
@@ -185,48 +213,27 @@ def _rows(
             rejects.add(record.reason, position=f"{label} {pos}", field=record.field,
                         excerpt=record.excerpt)
             continue
-        fields: dict[str, Any] = {}
-        where = f"{label} {pos}"
-        if variants is None:
-            tally.candidates += 1
-            try:
-                fields, extra = apply(record)
-                row = normalise(pos, fields, extra, currency=currency)
-            except RejectedRecord as exc:
-                tally.rejected += 1
-                _reject(rejects, exc, where, fields.get("product_id"), record)
-                continue
-            except CatalogError:
-                raise
-            except Exception as exc:
-                tally.rejected += 1
-                _reject(rejects, _unprocessable(exc, where), where, fields.get("product_id"), record)
-                continue
-            yield row
-            continue
         try:
-            fields, extra = apply(record)
-            for option, variant, variant_extra in variants.expand(fields, extra, record):
+            for option, result, product_id in expand(pos, record):
                 tally.candidates += 1
+                if result.__class__ is tuple:
+                    yield result  # type: ignore[misc]
+                    continue
+                tally.rejected += 1
                 where = f"{label} {pos}, option {option}" if option else f"{label} {pos}"
-                if isinstance(variant, RejectedRecord):
-                    tally.rejected += 1
-                    _reject(rejects, variant, where, fields.get("product_id"), record)
-                    continue
-                try:
-                    row = normalise(pos, variant, variant_extra, currency=currency, option=option)
-                except RejectedRecord as exc:
-                    tally.rejected += 1
-                    _reject(rejects, exc, where, variant.get("product_id"), record)
-                    continue
-                yield row
+                if not isinstance(result, RejectedRecord):
+                    # Validation itself failed on this option: the option is the reject.
+                    result = _unprocessable(result, where)  # type: ignore[arg-type]
+                _reject(rejects, result, where, product_id, record)
         except CatalogError:
             raise
         except Exception as exc:
-            # The mapping or the expansion itself failed on this record: the record is the reject.
+            # The mapping or the expansion itself failed on this record: the record is the
+            # reject (options it already gave stay).
             tally.candidates += 1
             tally.rejected += 1
-            _reject(rejects, _unprocessable(exc, where), where, fields.get("product_id"), record)
+            where = f"{label} {pos}"
+            _reject(rejects, _unprocessable(exc, where), where, maker.product_id(record), record)
 
 
 def _unprocessable(exc: Exception, where: str) -> RejectedRecord:

@@ -268,28 +268,19 @@ def normalise(
     if product_id is None or title is None or link is None or raw_price is None or (
         raw_price == ""
     ):
-        present = {"product_id": product_id, "title": title, "link": link, "price": raw_price}
-        missing = [name for name in REQUIRED_FIELDS if present[name] is None or present[name] == ""]
-        raise RejectedRecord(
-            f"missing required field{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
-            field=missing[0],
-        )
+        raise missing_required(product_id, title, link, raw_price)
     code = get("currency")
     if code is None or code == "":
         code = currency
     elif not isinstance(code, str) or code.strip().upper() not in CURRENCY_DECIMALS:
-        raise reject(f"currency {code!r} is not a known ISO 4217 code", "currency", code)
+        raise unknown_currency(code)
     else:
         code = code.strip().upper()
     zero = CURRENCY_DECIMALS.get(code, 2) == 0
     price = _price("price", raw_price, zero)
     extra_text = extra_json(extra) if extra else "{}"
     if len(extra_text) > MAX_EXTRA_CHARS:
-        raise RejectedRecord(
-            f"the unmapped fields take {len(extra_text)} characters, more than the "
-            f"{MAX_EXTRA_CHARS} allowed: map or drop the large ones",
-            excerpt=extra_text[:EXCERPT],
-        )
+        raise extra_too_large(extra_text)
     value = get("sale_price")
     sale_price = None if value is None else _price("sale_price", value, zero)
     value = get("shipping_cost")
@@ -331,7 +322,7 @@ def normalise(
         *[None if (value := get(name)) is None else _text(name, value, MAX_ATTRIBUTE_LENGTH)
           for name in VARIANT_ATTRIBUTES],
         *(_NO_WINDOW if get("sale_price_start") is None and get("sale_price_end") is None
-          else _window(fields)),
+          else sale_window(get("sale_price_start"), get("sale_price_end"))),
         extra_text,
     )
 
@@ -359,19 +350,43 @@ def _shipping(value: Any, zero_decimal: bool) -> Decimal:
 _NO_WINDOW = (None, None)
 
 
-def _window(fields: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
+def sale_window(start_value: Any, end_value: Any) -> tuple[datetime | None, datetime | None]:
     """The sale price's window, each end ISO 8601; an end not after the start is refused."""
-    value = fields.get("sale_price_start")
-    start = None if value is None else _date("sale_price_start", value)
-    value = fields.get("sale_price_end")
-    end = None if value is None else _date("sale_price_end", value)
+    start = None if start_value is None else _date("sale_price_start", start_value)
+    end = None if end_value is None else _date("sale_price_end", end_value)
     if start is not None and end is not None and end <= start:
         raise reject(
             f"sale_price_end {end.isoformat()} is not after sale_price_start "
             f"{start.isoformat()}: a sale must end after it starts", "sale_price_end",
-            fields.get("sale_price_end"),
+            end_value,
         )
     return start, end
+
+
+# The rejects normalise raises, shared with the compiled path (worker.collect.compiled) so that
+# both say the same thing.
+
+
+def missing_required(product_id: Any, title: Any, link: Any, raw_price: Any) -> RejectedRecord:
+    """The reject of a record missing one or more required fields (validated values)."""
+    present = {"product_id": product_id, "title": title, "link": link, "price": raw_price}
+    missing = [name for name in REQUIRED_FIELDS if present[name] is None or present[name] == ""]
+    return RejectedRecord(
+        f"missing required field{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+        field=missing[0],
+    )
+
+
+def unknown_currency(code: Any) -> RejectedRecord:
+    return reject(f"currency {code!r} is not a known ISO 4217 code", "currency", code)
+
+
+def extra_too_large(extra_text: str) -> RejectedRecord:
+    return RejectedRecord(
+        f"the unmapped fields take {len(extra_text)} characters, more than the "
+        f"{MAX_EXTRA_CHARS} allowed: map or drop the large ones",
+        excerpt=extra_text[:EXCERPT],
+    )
 
 
 ROW_COLUMNS = (*PRODUCT_FIELDS, "extra")

@@ -302,6 +302,7 @@ class _Rejects:
 
 def test_options_expand_lazily_one_record_at_a_time() -> None:
     """The first option's row is out before the second record is read: nothing is gathered."""
+    from worker.collect.compiled import compile_rows
     from worker.collect.task import _rows, _Tally
 
     read: list[int] = []
@@ -312,8 +313,8 @@ def test_options_expand_lazily_one_record_at_a_time() -> None:
             yield pos, {**RECORD, "sku": f"T{pos}"}
 
     tally = _Tally()
-    rows = _rows(records(), CompiledMapping(MAPPING, currency="KRW"), "KRW", _Rejects(), "item",
-                 tally)
+    maker = compile_rows(CompiledMapping(MAPPING, currency="KRW"), "KRW")
+    rows = _rows(records(), maker, _Rejects(), "item", tally)
     first = next(rows)
     assert read == [1] and first[:3] == (1, 1, "T1-BK-M")
     assert [next(rows)[:3] for _ in range(3)] == [(1, 2, "T1-WH-L"), (1, 3, "T1-RD-S"),
