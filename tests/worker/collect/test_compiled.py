@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import catalog_gen
+from tests import catalogs as catalog_gen
 from worker.collect.compiled import InterpretedRows, RowMaker, compile_rows
 from worker.collect.mapping import VARIANTS, CompiledMapping, compile_mapping, template_paths
 from worker.collect.task import _rows, _Tally

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psycopg
 
+from tests.catalogs import WATERMARK, edge_catalog, insert_products, product
 from tests.fixtures_shops import make_shop
-from tests.worker.feed.catalog import WATERMARK, edge_catalog, insert_products, product
 from tests.worker.feed.helpers import GOLDEN_OPTIONS, build, read_text
 from worker.feed.channels import registry
 
