@@ -213,7 +213,7 @@ class _Source:
 
 
 def _parts(path: str) -> tuple[str | int, ...]:
-    return tuple(int(p) if p.isdigit() else p for p in path.split("."))
+    return tuple(int(p) if p.isdigit() and p.isascii() else p for p in path.split("."))
 
 
 def _emit_path(src: _Source, depth: int, target: str, record: str, path: str) -> None:

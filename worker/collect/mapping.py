@@ -68,7 +68,7 @@ def path_getter(path: str) -> Getter:
     """
     if "." not in path:
         return lambda record: record.get(path)
-    parts = tuple(int(p) if p.isdigit() else p for p in path.split("."))
+    parts = tuple(int(p) if p.isdigit() and p.isascii() else p for p in path.split("."))
 
     def get(record: Mapping[str, Any]) -> Any:
         if path in record:

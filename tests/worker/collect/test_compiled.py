@@ -294,3 +294,12 @@ def test_a_mapping_compiles_once_and_is_reused() -> None:
     assert maker.row(1, item) == InterpretedRows(compiled, "KRW").row(1, item)
     with pytest.raises(TypeError, match="without variants"):
         next(iter(maker.expand(1, item)))
+
+
+def test_a_path_segment_of_non_ascii_digits_is_a_key_not_an_index() -> None:
+    # "²".isdigit() is True but int("²") fails: such a segment names a key, in both paths.
+    mapping = {"product_id": "id", "title": "t.²", "link": "l", "price": "p"}
+    compiled = compile_mapping(mapping, "json", {}, currency="KRW")
+    record = {"id": "P1", "t": {"²": "Shirt"}, "l": "https://shop.example/p1", "p": "1000"}
+    assert compiled.apply(record)[0]["title"] == "Shirt"
+    assert "Shirt" in compile_rows(compiled, "KRW").row(1, record)
