@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.collect import formats
-from worker.collect.mapping import column_problems, compile_mapping
+from worker.collect.mapping import compile_mapping
 from worker.collect.sources import describe, open_source
-from worker.collect.task import sniff
+from worker.collect.task import header_check, sniff
 from worker.collect.validate import ROW_COLUMNS, STAGING_COLUMNS, normalise
-from worker.common.errors import ConfigError, RejectedRecord
+from worker.common.errors import RejectedRecord
 from worker.common.settings import Settings
 from worker.common.shops import Shop
 
@@ -38,12 +38,7 @@ def head_items(shop: Shop, settings: Settings, limit: int) -> Iterator[HeadItem]
     where = f"shop {shop.id}, source {describe(shop.source_url)}"
     compiled = compile_mapping(shop.mapping, shop.format, shop.format_options,
                                currency=shop.currency)
-
-    def check_header(columns: list[str]) -> None:
-        problems = column_problems(shop.mapping, columns)
-        if problems:
-            raise ConfigError(f"{where}: the mapping does not fit the CSV header:\n"
-                              + "\n".join(f"  - {p}" for p in problems))
+    check_header = header_check(shop, where)
 
     with open_source(shop.source_url, settings=settings, where=where) as source:
         sniff(source, shop.format, where)

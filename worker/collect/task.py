@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,13 +95,7 @@ def _collect(ctx: TaskContext, compiled: CompiledMapping, where: str) -> TaskRes
         sniff(source, shop.format, where)
         log.info("collect.source", source=describe(source.url), compressed=source.compressed,
                  format=shop.format)
-
-        def check_header(columns: list[str]) -> None:
-            problems = column_problems(shop.mapping, columns)
-            if problems:
-                raise ConfigError(f"{where}: the mapping does not fit the CSV header:\n"
-                                  + "\n".join(f"  - {p}" for p in problems))
-
+        check_header = header_check(shop, where)
         load.create_staging(conn)
         records = fmt.records(source.stream, shop.format_options, where, check_header, limits)
         rows = _rows(records, compile_rows(compiled, shop.currency), ctx.rejects, fmt.position,
@@ -166,6 +160,18 @@ def config_fingerprint(shop: Shop) -> str:
 
 def _counts(counts: load.DeltaCounts) -> dict[str, Any]:
     return counts.as_dict()
+
+
+def header_check(shop: Shop, where: str) -> Callable[[list[str]], None]:
+    """The check a CSV header gets before any row: the columns the shop's mapping reads exist."""
+
+    def check(columns: list[str]) -> None:
+        problems = column_problems(shop.mapping, columns)
+        if problems:
+            raise ConfigError(f"{where}: the mapping does not fit the CSV header:\n"
+                              + "\n".join(f"  - {p}" for p in problems))
+
+    return check
 
 
 def _rows(
