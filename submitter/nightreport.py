@@ -504,9 +504,11 @@ def _glance(report: dict[str, Any]) -> str:
     if g["running"] or g["waiting"]:
         cards.insert(3, ("pending", g["running"] + g["waiting"], "shops not finished", ""))
     for name, c in sorted(g["channels"].items()):
+        # "rejected" counts the items the channel's rules excluded (their reasons are below);
+        # "excluded" the items its policy leaves out by design (Naver's EP: sold-out items).
         cards.append((f"ch-{name}", _num(c["published"]),
-                      f"{name}: items published ({_num(c['excluded'] + c['rejected'])} "
-                      "excluded or rejected)", ""))
+                      f"{name}: items published ({_num(c['rejected'])} excluded by its rules, "
+                      f"{_num(c['excluded'])} left out by its policy)", ""))
     return '<div class="cards">' + "".join(
         f'<div class="card {cls}" id="glance-{_e(key)}"><b>{_e(value)}</b>'
         f"<span>{_e(label)}</span></div>"
