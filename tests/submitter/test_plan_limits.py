@@ -139,6 +139,9 @@ def job(key: str, size: int | None, deps: tuple[Dependency, ...] = (), name: str
         ((job("collect/0", 2, name="bad name!"),), "a job name must be 1–128"),
         ((job("collect/0", 2, name="x" * 129),), "a job name must be 1–128"),
         ((job("feed/0", 2, (Dependency("collect/0", "N_TO_N"),)),), "not planned before it"),
+        # A job waiting on itself never starts: it is not planned before itself.
+        ((job("collect/0", None, (Dependency("collect/0", None),)),),
+         "collect-0: depends on collect/0, not planned before it"),
         ((job("collect/0", None),
           job("feed/0", None, tuple(Dependency("collect/0", None) for _ in range(21)))),
          "21 dependencies, at most 20"),
