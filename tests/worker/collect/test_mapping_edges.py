@@ -24,3 +24,17 @@ def test_a_variant_id_template_keeps_the_text_around_its_placeholders() -> None:
     assert variant_ids("{product_id}-{option.code}-v2") == ["T1-BK-v2", "T1-WH-v2"]
     assert variant_ids("id:{product_id}/{option.code}") == ["id:T1/BK", "id:T1/WH"]
     assert variant_ids("{{{option.code}}}") == ["{BK}", "{WH}"]
+
+
+def test_a_value_map_takes_the_exact_spelling_first_then_case_and_spaces_folded() -> None:
+    mapping = {"product_id": "sku", "title": "name", "link": "url", "price": "price",
+               "size": {"path": "size", "map": {"M": "medium", "m": "mini", "L": "large"}}}
+    compiled = CompiledMapping(mapping, currency="KRW")
+
+    def size(given: Any) -> Any:
+        return compiled.apply({**RECORD, "size": given})[0]["size"]
+
+    assert (size("M"), size("m"), size("L")) == ("medium", "mini", "large")
+    assert size(" l ") == "large"  # no exact key: folded
+    assert size("XL") == "XL"  # not in the map: kept as written
+    assert size(["M", "L"]) == ["medium", "large"]
