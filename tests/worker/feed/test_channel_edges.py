@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.worker.feed.items import item, publish
+from tests.worker.feed.items import XML_AND_TEXT, item, options, publish
 
 NAVER = ("naver", "naver_summary")
 
@@ -17,3 +17,13 @@ def test_naver_names_a_missing_shipping_cost_as_missing(name: str, cost: str | N
     out = publish(name, item(shipping_cost=cost))
     assert out.excluded and out.field == "shipping"
     assert out.reason == "shipping is missing (map the shop's shipping cost to shipping_cost)"
+
+
+@pytest.mark.parametrize("name", XML_AND_TEXT)
+def test_a_google_apparel_item_missing_several_attributes_names_them_all(name: str) -> None:
+    # Google requires color, size, gender and age_group for apparel (answer/6324507): every one
+    # missing is named, in that order, and the field is the first of them.
+    out = publish(name, item(size="M", gender="male"), options(apparel=True))
+    assert out.excluded and out.field == "color"
+    assert out.reason == ("apparel item without color, age_group (Google requires color, size, "
+                          "gender and age_group for apparel)")
