@@ -3,9 +3,13 @@ against the rule as the channel module states it (CHANNELS.md, the platforms' pa
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from tests.worker.feed.items import XML_AND_TEXT, item, options, publish
+from worker.feed.channels import get_channel
+from worker.feed.channels.base import ImageSize
 
 NAVER = ("naver", "naver_summary")
 
@@ -27,3 +31,15 @@ def test_a_google_apparel_item_missing_several_attributes_names_them_all(name: s
     assert out.excluded and out.field == "color"
     assert out.reason == ("apparel item without color, age_group (Google requires color, size, "
                           "gender and age_group for apparel)")
+
+
+@pytest.mark.parametrize("name", XML_AND_TEXT)
+def test_google_image_sizes_before_and_from_the_500_pixel_date(name: str) -> None:
+    # answer/6324350: at least 100 × 100 (apparel 250 × 250); every image at least 500 × 500
+    # from 2027-01-31 on.
+    channel = type(get_channel(name, options=options()))
+    day_before, day = date(2027, 1, 30), date(2027, 1, 31)
+    assert channel.image_size(apparel=False, on=day_before) == ImageSize(100, 100)
+    assert channel.image_size(apparel=True, on=day_before) == ImageSize(250, 250)
+    assert channel.image_size(apparel=False, on=day) == ImageSize(500, 500)
+    assert channel.image_size(apparel=True, on=day) == ImageSize(500, 500)
