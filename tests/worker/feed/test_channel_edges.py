@@ -43,3 +43,12 @@ def test_google_image_sizes_before_and_from_the_500_pixel_date(name: str) -> Non
     assert channel.image_size(apparel=True, on=day_before) == ImageSize(250, 250)
     assert channel.image_size(apparel=False, on=day) == ImageSize(500, 500)
     assert channel.image_size(apparel=True, on=day) == ImageSize(500, 500)
+
+
+def test_a_meta_item_lacking_several_attributes_its_group_varies_by_names_them_all() -> None:
+    # group_varies "full|partial": no attribute tells every item apart, color and size only some.
+    out = publish("meta", item(item_group_id="G1", group_varies="|color,size"))
+    assert out.excluded and out.field == "color"
+    assert out.reason == "item lacks color, size, which differs within its item_group_id"
+    assert publish("meta", item(item_group_id="G1", group_varies="|color,size",
+                                size="M")).values is not None
