@@ -40,3 +40,14 @@ def test_a_decimal_no_float_holds_is_kept_as_its_exact_text() -> None:
     assert json.loads(extra_json({"p": exact, "q": Decimal("12.5")})) == {
         "p": "12900.00000000000000001", "q": 12.5,
     }
+
+
+def test_bytes_in_the_unmapped_rest_are_kept_as_utf8_text() -> None:
+    assert json.loads(extra_json({"b": b"caf\xc3\xa9", "bad": b"\xff"})) == {
+        "b": "café", "bad": "\ufffd",
+    }
+
+
+def test_a_shipping_cost_in_an_xml_text_node_is_read() -> None:
+    out = row(shipping_cost={"#text": "2500", "@currency": "USD"})
+    assert out["shipping_cost"] == Decimal(2500)
