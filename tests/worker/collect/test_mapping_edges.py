@@ -38,3 +38,10 @@ def test_a_value_map_takes_the_exact_spelling_first_then_case_and_spaces_folded(
     assert size(" l ") == "large"  # no exact key: folded
     assert size("XL") == "XL"  # not in the map: kept as written
     assert size(["M", "L"]) == ["medium", "large"]
+
+
+def test_a_field_template_keeps_the_text_after_its_last_placeholder() -> None:
+    mapping = {"product_id": "sku", "title": {"template": "{name} ({color}) - sale!"},
+               "link": "url", "price": "price"}
+    fields, _ = CompiledMapping(mapping, currency="KRW").apply({**RECORD, "color": "black"})
+    assert fields["title"] == "Tee (black) - sale!"
