@@ -308,6 +308,9 @@ def main() -> None:
                         help="seconds per mutant (default: 4 × the unmutated run, at least 60)")
     parser.add_argument("--then", nargs="+", default=None,
                         help="wider tests a survivor runs against before it counts as survived")
+    parser.add_argument("--only", default="",
+                        help="comma-separated positions in the sample (as numbered in a run's log, "
+                             "from 1): run just these, e.g. an earlier run's survivors after new tests")
     parser.add_argument("--list", action="store_true", help="list the sampled mutants, run nothing")
     parser.add_argument("--out", type=Path, help="append the Markdown report to this file")
     args = parser.parse_args()
@@ -318,6 +321,12 @@ def main() -> None:
     if not every:
         raise SystemExit(f"no mutants in {args.module} for functions {args.functions!r}")
     chosen = sample(every, args.sample, args.seed) if args.sample else every
+    if args.only:
+        # The same sample (same module, functions, size and seed), cut down to these positions.
+        positions = [int(p) for p in args.only.split(",") if p.strip()]
+        if any(not 1 <= p <= len(chosen) for p in positions):
+            raise SystemExit(f"--only: positions run from 1 to {len(chosen)}")
+        chosen = [chosen[p - 1] for p in positions]
     if args.list:
         for mutant in chosen:
             print(f"{args.module}:{mutant.line} {mutant.function}: {mutant.describe()}")

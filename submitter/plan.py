@@ -92,10 +92,6 @@ class Plan:
     def children(self) -> int:
         return self.shop_count if self.child_count is None else self.child_count
 
-    @property
-    def chunks(self) -> tuple[Chunk, ...]:
-        return tuple(job.chunk for job in self.jobs if job.task == "collect")
-
 
 def pack_bundles(
     estimates: Sequence[float | None],
@@ -277,7 +273,8 @@ def check_jobs(jobs: Sequence[PlannedJob]) -> None:
             )
         for dep in job.depends_on:
             parent = by_key.get(dep.key)
-            if parent is None or jobs.index(parent) > jobs.index(job):
+            # ">=": a job is not planned before itself (Batch never starts a job waiting on itself).
+            if parent is None or jobs.index(parent) >= jobs.index(job):
                 problems.append(f"job {job.name}: depends on {dep.key}, not planned before it")
                 continue
             if dep.type == "N_TO_N" and (

@@ -8,7 +8,14 @@ import threading
 import psycopg
 import pytest
 
-from submitter.plan import load_plan, plan_retry, plan_run
+from submitter.plan import (
+    bundle_members,
+    load_plan,
+    plan_retry,
+    plan_run,
+    record_job,
+    recorded_jobs,
+)
 from tests.fixtures_shops import make_shop
 from tests.submitter.conftest import add_shops, record_task
 from worker.common.errors import ConfigError, FatalError
@@ -156,3 +163,29 @@ def test_retry_of_a_night_without_failures_makes_no_run(conn: psycopg.Connection
 def test_an_unknown_run_is_named(conn: psycopg.Connection) -> None:
     with pytest.raises(FatalError, match="run 'nope' does not exist"):
         load_plan(conn, "nope")
+
+
+def test_a_recorded_job_is_committed_at_once(conn: psycopg.Connection, database_url: str) -> None:
+    # The crash-safety promise: once record_job returns, another connection (the next submitter
+    # after a crash) sees the job, without the caller committing anything.
+    plan = plan_run(conn, NIGHT)
+    record_job(conn, plan.run_id, "collect/0", "job-1")
+    with psycopg.connect(database_url) as other:
+        assert recorded_jobs(other, plan.run_id) == {"collect/0": "job-1"}
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_reading_the_recorded_jobs_leaves_no_transaction_open(conn: psycopg.Connection) -> None:
+    plan = plan_run(conn, NIGHT)
+    assert recorded_jobs(conn, plan.run_id) == {}
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_bundle_members_lists_every_child_or_only_those_asked_for(conn: psycopg.Connection) -> None:
+    add_shops(conn, 3)
+    plan = plan_run(conn, NIGHT, bundle_target_s=0)  # no bundling: child i runs shop i
+    every = [(0, ["shop00000"]), (1, ["shop00001"]), (2, ["shop00002"])]
+    assert list(bundle_members(conn, plan.run_id)) == every
+    assert list(bundle_members(conn, plan.run_id, [2, 0, 2])) == [every[0], every[2]]
+    assert list(bundle_members(conn, plan.run_id, [])) == []
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE

@@ -139,6 +139,9 @@ def job(key: str, size: int | None, deps: tuple[Dependency, ...] = (), name: str
         ((job("collect/0", 2, name="bad name!"),), "a job name must be 1–128"),
         ((job("collect/0", 2, name="x" * 129),), "a job name must be 1–128"),
         ((job("feed/0", 2, (Dependency("collect/0", "N_TO_N"),)),), "not planned before it"),
+        # A job waiting on itself never starts: it is not planned before itself.
+        ((job("collect/0", None, (Dependency("collect/0", None),)),),
+         "collect-0: depends on collect/0, not planned before it"),
         ((job("collect/0", None),
           job("feed/0", None, tuple(Dependency("collect/0", None) for _ in range(21)))),
          "21 dependencies, at most 20"),
@@ -184,3 +187,13 @@ def test_a_dependency_without_a_submitted_id_is_refused() -> None:
     feed = build_jobs(RUN, 2)[1]
     with pytest.raises(FatalError, match="depends on collect/0, which has no submitted job id"):
         submit_job_payload(feed, job_queue="q", job_definition="d", job_ids={})
+
+
+def test_a_run_id_that_just_fits_is_kept_whole_and_one_more_letter_is_shortened() -> None:
+    head = "catalog-feed-"  # 13 characters: 115 left for the run id in a one-chunk plan
+    fits, over = "r" * (128 - len(head)), "r" * (129 - len(head))
+    chunk = Chunk(0, 0, 2)
+    assert job_name("feed", fits, chunk, 1) == head + fits
+    shortened = job_name("feed", over, chunk, 1)
+    assert len(shortened) == 128 and shortened.startswith(head + "r" * 106 + "-")
+    assert shortened != head + over[:115]

@@ -208,12 +208,6 @@ def embedded_ipv4_all(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Add
     return ()
 
 
-def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The (first) IPv4 address an IPv6 address carries, or None."""
-    found = embedded_ipv4_all(address)
-    return found[0] if found else None
-
-
 def _classify_plain(address: IPAddress) -> str | None:
     if address.is_unspecified:
         return "unspecified"

@@ -10,6 +10,7 @@ import pytest
 
 from worker.common.net import (
     BlockedAddress,
+    FetchConnectionError,
     blocked_reason,
     check_url,
     classify_address,
@@ -126,3 +127,46 @@ def test_the_same_address_without_a_scope_passes(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(socket, "getaddrinfo", _scoped_resolver("2606:2800:21f::1", 0))
     resolved = check_url("http://shop.example/feed", ())
     assert resolved.addresses == (ipaddress.IPv6Address("2606:2800:21f::1"),)
+
+
+def _teredo(server: str, client: str, port: int = 40000) -> ipaddress.IPv6Address:
+    """RFC 4380 section 4: 2001:0000::/32, the server's IPv4 address, 16 bits of flags, then the
+    client's port and IPv4 address, both with every bit inverted."""
+    value = (0x20010000 << 96) | (int(ipaddress.IPv4Address(server)) << 64)
+    value |= (port ^ 0xFFFF) << 32
+    value |= int(ipaddress.IPv4Address(client)) ^ 0xFFFFFFFF
+    return ipaddress.IPv6Address(value)
+
+
+def test_a_teredo_address_is_judged_by_its_client_address() -> None:
+    # The widely quoted example: server 65.54.227.120, client 192.0.2.45 on port 40000.
+    example = ipaddress.IPv6Address("2001:0:4136:e378:8000:63bf:3fff:fdd2")
+    assert example.teredo == (ipaddress.IPv4Address("65.54.227.120"),
+                              ipaddress.IPv4Address("192.0.2.45"))
+    reason = classify_address(example)
+    assert reason is not None and reason.endswith("embedded in IPv6 as 192.0.2.45")
+
+
+@pytest.mark.parametrize(
+    ("server", "client", "blocked"),
+    [
+        ("65.54.227.120", "10.1.2.3", "private, embedded in IPv6 as 10.1.2.3"),
+        ("65.54.227.120", "127.0.0.1", "loopback, embedded in IPv6 as 127.0.0.1"),
+        # The server only relays: a private server with a public client is the client's traffic.
+        ("10.0.0.1", "8.8.8.8", None),
+    ],
+)
+def test_teredo_traffic_ends_at_the_client(server: str, client: str, blocked: str | None) -> None:
+    assert classify_address(_teredo(server, client)) == blocked
+    assert blocked_reason(_teredo(server, client)) == blocked
+
+
+def test_a_name_answering_no_ip_family_is_a_connection_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        return [(socket.AF_UNIX, socket.SOCK_STREAM, 0, "", "/run/shop.sock")]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(FetchConnectionError, match=r"host 'shop.example' of .* has no IP address"):
+        check_url("http://shop.example/feed", ())
