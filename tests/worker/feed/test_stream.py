@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 from decimal import Decimal
 
 import psycopg
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.catalogs import insert_products, product
+from tests.fixtures_shops import make_shop
 from worker.common.product import CURRENCY_DECIMALS
 from worker.feed.rules import format_price
-from worker.feed.stream import data_as_of
+from worker.feed.stream import data_as_of, feed_query, stream_products
 
+_SHOPS = itertools.count()
 amounts = st.decimals(min_value=0, max_value=Decimal("9999999999.9999"), places=4)
 
 
-# The fixture's database is only read: one database for every generated input is fine.
+# Each example writes its own shop's products; one database for every generated input is fine.
 @settings(max_examples=5, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(amounts, st.sampled_from(sorted(CURRENCY_DECIMALS))), min_size=1,
@@ -26,14 +29,20 @@ amounts = st.decimals(min_value=0, max_value=Decimal("9999999999.9999"), places=
 def test_the_database_rounds_prices_as_format_price_does(
     database_url: str, pairs: list[tuple[Decimal, str]]
 ) -> None:
-    # The same expression as stream.feed_query's, over numeric(20, 4) like products.price.
+    # The feed's own query (stream.feed_query) over stored products, not a copy of its expression.
+    shop_id = f"round-{next(_SHOPS)}"
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT round(a::numeric(20, 4), coalesce((%s::jsonb ->> c)::int, 2))::text || ' ' || c"
-            " FROM unnest(%s::numeric[], %s::text[]) AS t(a, c)",
-            (json.dumps(CURRENCY_DECIMALS), [a for a, _ in pairs], [c for _, c in pairs]),
-        ).fetchall()
-    assert [r[0] for r in rows] == [format_price(a, c) for a, c in pairs]
+        make_shop(conn, id=shop_id)
+        insert_products(conn, shop_id, [
+            product(f"p{i:03d}", price=amount, sale_price=amount, shipping_cost=amount,
+                    currency=currency)
+            for i, (amount, currency) in enumerate(pairs)
+        ])
+        with conn.transaction():
+            streamed = list(stream_products(conn, feed_query(shop_id)))
+    assert [f"{p.price} {p.currency}" for p in streamed] == [format_price(a, c) for a, c in pairs]
+    assert [f"{p.sale_price} {p.currency}" for p in streamed] == [
+        format_price(a, c) for a, c in pairs]
 
 
 def test_the_watermark_looks_back_to_a_transaction_still_open(database_url: str) -> None:
