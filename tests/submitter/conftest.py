@@ -4,6 +4,7 @@ definition, shops registered in bulk with COPY, and the demo's samples served fr
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
+import structlog
 from moto import mock_aws
 
 from submitter.batch import BatchApi
@@ -137,3 +139,15 @@ def env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> d
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("DATABASE_SECRET_ARN", raising=False)
     return {"PATH": os.environ["PATH"], "PYTHONPATH": os.getcwd(), **values}
+
+
+@pytest.fixture
+def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    for name in ("JOB_QUEUE", "JOB_DEFINITION", "DATABASE_SECRET_ARN", "IMAGES_BEFORE_FEED"):
+        monkeypatch.delenv(name, raising=False)
+    handlers = logging.getLogger().handlers[:]
+    yield database_url
+    # main() configures logging onto this test's captured stderr, which closes after it.
+    structlog.reset_defaults()
+    logging.getLogger().handlers[:] = handlers

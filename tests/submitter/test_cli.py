@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-import structlog
 
 from submitter.cli import main
 from submitter.status import run_status
@@ -19,17 +16,6 @@ from worker.common.db import shop_lock_key
 
 FAKE = Path(__file__).with_name("fake_worker.py")
 
-
-@pytest.fixture
-def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    for name in ("JOB_QUEUE", "JOB_DEFINITION", "DATABASE_SECRET_ARN", "IMAGES_BEFORE_FEED"):
-        monkeypatch.delenv(name, raising=False)
-    handlers = logging.getLogger().handlers[:]
-    yield database_url
-    # main() configures logging onto this test's captured stderr, which closes after it.
-    structlog.reset_defaults()
-    logging.getLogger().handlers[:] = handlers
 
 
 def test_plan_prints_the_run_its_jobs_and_its_shops(

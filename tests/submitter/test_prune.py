@@ -3,12 +3,8 @@ N days, in batches, keeping everything younger and whatever a young row still na
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-
 import psycopg
 import pytest
-import structlog
 
 from submitter.cli import main
 from submitter.retention import prune
@@ -59,14 +55,6 @@ def test_prune_deletes_only_what_is_older_than_the_window(conn: psycopg.Connecti
     assert _count(conn, "feed_publications") == 9
     assert prune(conn, keep_days=30) == {"rejects": 0, "task_runs": 0, "run_shops": 0, "runs": 0}
 
-
-@pytest.fixture
-def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    handlers = logging.getLogger().handlers[:]
-    yield database_url
-    structlog.reset_defaults()
-    logging.getLogger().handlers[:] = handlers
 
 
 def test_the_command_line_prunes_and_says_what(

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from decimal import Decimal
 
 import psycopg
 import pytest
-import structlog
 
 from submitter.cli import main
 from submitter.status import feed_reasons
@@ -16,15 +13,6 @@ from tests.catalogs import insert_products, product
 from tests.fixtures_shops import make_shop
 from worker.common.settings import Settings
 from worker.router import run_task
-
-
-@pytest.fixture
-def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    handlers = logging.getLogger().handlers[:]
-    yield database_url
-    structlog.reset_defaults()
-    logging.getLogger().handlers[:] = handlers
 
 
 def test_status_reasons_lists_each_channels_top_reasons_for_the_run(
