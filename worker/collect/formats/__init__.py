@@ -6,15 +6,14 @@ nothing else names the formats. The shop-file check and collect both ask ``regis
 
 from __future__ import annotations
 
-import importlib
 import io
-import pkgutil
 from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
 from worker.collect.formats.base import Format, HeaderHook, Record
 from worker.collect.limits import Limits
+from worker.common.plugins import discover
 
 __all__ = ["Format", "HeaderHook", "Record", "get_format", "records", "registry"]
 
@@ -22,18 +21,7 @@ __all__ = ["Format", "HeaderHook", "Record", "get_format", "records", "registry"
 @cache
 def registry() -> dict[str, Format]:
     """name → format, discovered once from this package's modules."""
-    found: dict[str, Format] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name == "base":
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        fmt = getattr(module, "FORMAT", None)
-        if fmt is None:
-            continue
-        if fmt.name in found:
-            raise RuntimeError(f"two format modules register the name {fmt.name!r}")
-        found[fmt.name] = fmt
-    return found
+    return discover(__name__, __path__, "FORMAT", "format")
 
 
 def get_format(name: str) -> Format:

@@ -6,31 +6,21 @@ not even the images task, which reads each channel's image sizes from here.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from functools import cache
 
 from worker.common.errors import ConfigError
+from worker.common.plugins import discover
 from worker.feed.channels.base import Channel, ChannelOptions
 
 
 @cache
 def registry() -> dict[str, type[Channel]]:
     """name → channel class, discovered once from this package's modules."""
-    found: dict[str, type[Channel]] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name == "base":
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        channel = getattr(module, "CHANNEL", None)
-        if channel is None:
-            continue
-        if channel.name in found:
-            raise RuntimeError(f"two channel modules register the name {channel.name!r}")
+    found: dict[str, type[Channel]] = discover(__name__, __path__, "CHANNEL", "channel")
+    for name, channel in found.items():
         if not isinstance(getattr(channel, "min_image_size", None), int):
             # The images task sizes every shop's images by these: no channel goes without one.
-            raise RuntimeError(f"channel module {info.name} states no min_image_size")
-        found[channel.name] = channel
+            raise RuntimeError(f"channel {name} states no min_image_size")
     return found
 
 
