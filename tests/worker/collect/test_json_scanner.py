@@ -5,6 +5,7 @@ both refuse the file."""
 
 from __future__ import annotations
 
+import io
 import json
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import catalogs as catalog_gen
 from worker.collect.formats import json as json_format
 from worker.collect.limits import Limits
 from worker.common.errors import FatalError
@@ -154,6 +156,17 @@ def test_long_catalogs_read_in_pieces_agree(parts: list[str], size: int) -> None
 def test_under_small_limits_both_refuse_the_same_files(data: bytes, path: str,
                                                        size: int) -> None:
     _agree(data, path, size, Limits(max_record_bytes=1024, max_depth=4))
+
+
+@pytest.mark.parametrize("size", [7, 4096, 1 << 16])
+def test_the_benchmark_catalog_reads_the_same(size: int) -> None:
+    # The generated catalog of the tests and the benchmark (Korean text, nested prices, options).
+    out = io.StringIO()
+    catalog_gen.write_json(out, catalog_gen.products(300, seed=3))
+    data = out.getvalue().encode()
+    ours, refused = _read(data, "products.item", size, scanner=True)
+    assert refused is None and len(ours) == 300
+    assert (ours, refused) == _read(data, "products.item", size, scanner=False)
 
 
 def test_the_scanner_reads_the_common_paths_and_ijson_the_rest() -> None:
