@@ -224,3 +224,68 @@ def test_a_sibling_beside_the_path_is_walked_not_held() -> None:
     items = list(json_format._scanned_items(text, "products.item"))
     assert items == [{"id": "a"}, {"id": "b"}]
     assert len(held) > 40 and max(held) < 100
+
+
+# Integers longer than int() reads: ijson 3.6.0's C backend crashed the process on them (SIGSEGV,
+# exit -11); both readers now refuse them with exit 65. Run in a child process, so that a crash
+# fails this test instead of ending the test run.
+_LONG_INTEGERS = r"""
+import io, json, sys
+from worker.collect.formats import json as json_format
+from worker.common.errors import FatalError
+
+class Pieces(io.BytesIO):
+    def __init__(self, data, size):
+        super().__init__(data)
+        self.size = size
+    def read(self, n=-1):
+        return super().read(self.size if n < 0 else min(n, self.size))
+    def peek(self, n):
+        return self.getvalue()[self.tell():self.tell() + max(n, 1)]
+
+out = []
+for document, size, scanner in json.loads(sys.stdin.read()):
+    try:
+        items = [repr(r) for _, r in json_format.read_records(
+            Pieces(document.encode(), size), {"item_path": "products.item"}, "w",
+            scanner=scanner)]
+        out.append(["ok", items])
+    except FatalError as exc:
+        out.append(["refused", str(exc)])
+print(json.dumps(out))
+"""
+
+
+def test_an_integer_longer_than_int_reads_is_refused_by_both_readers_without_a_crash() -> None:
+    import subprocess
+    import sys
+
+    digits = "9" * (json_format.INT_DIGITS + 1)
+    refused = [f'{{"products": [{{"id": "a"}}, {{"n": {digits}}}]}}',
+               f'{{"products": [{{"n": -{digits}, "s": "x"}}]}}',
+               f'{{"products": [{{"s": "1.5", "n": [1, {digits}]}}]}}']
+    accepted = [f'{{"products": [{{"s": "{digits}"}}]}}',  # digits in a string
+                f'{{"products": [{{"s": "a\\"{digits}"}}]}}',  # after an escaped quote
+                f'{{"products": [{{"f": 1.{digits}}}]}}',  # a fraction: a Decimal (a read of
+                # 11 bytes ends right after its point)
+                f'{{"products": [{{"f": 1{digits}.5}}]}}',
+                f'{{"products": [{{"f": 1{digits}e5, "g": 1{digits}E+5}}]}}',
+                f'{{"products": [{{"f": {digits[1:]}}}]}}']  # exactly the limit
+    cases = [[document, size, scanner] for document in refused + accepted
+             for size in (7, 11, 12, 13, 4096, 1 << 16) for scanner in (True, False)]
+    child = subprocess.run([sys.executable, "-c", _LONG_INTEGERS], input=json.dumps(cases),
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    results = json.loads(child.stdout)
+    for (document, size, scanner), (outcome, detail) in zip(cases, results, strict=True):
+        where = (document[:40], size, scanner)
+        if document in refused:
+            assert outcome == "refused", where
+            assert f"an integer of more than {json_format.INT_DIGITS} digits" in detail, where
+        else:
+            assert outcome == "ok" and len(detail) == 1, (where, detail)
+    # Both readers give the same answers, piece size whatever (where each stopped differs: ijson
+    # reads ahead of the items it gives).
+    same = [[outcome, str(detail).partition("(uncompressed): ")[2] or detail]
+            for outcome, detail in results]
+    assert same[0::2] == same[1::2]

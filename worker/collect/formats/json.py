@@ -201,17 +201,102 @@ class _Guard:
                         f"an item longer than {size(self.limits.max_record_bytes)}")
 
 
+class _Malformed(Exception):
+    """The document is not JSON: ``args[0]`` says why (yajl's words where tests read them)."""
+
+
+# The most digits int() reads (Python's int_max_str_digits; 0 would mean none, then the default).
+INT_DIGITS = sys.get_int_max_str_digits() or 4300
+# A run of digits longer than that, from its first digit (the look-behind keeps the search linear).
+_LONG_RUN = re.compile(rb"(?<![0-9])[0-9]{%d}" % (INT_DIGITS + 1))
+# A string (whole), or the quote of one that goes on past the chunk.
+_STRING_OR_QUOTE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"', re.DOTALL)
+_DIGITS = b"0123456789"
+_NOT_INT = (b".", b"e", b"E")  # next to digits: a fraction or an exponent, not an integer
+
+
+class _Integers:
+    """Refuses an integer longer than ``int()`` reads before yajl meets it, on ijson's path.
+
+    ijson 3.6.0's C backend crashes the process (SIGSEGV) when ``int()`` refuses the digits of an
+    integer of more than INT_DIGITS digits (reproduced with ``{"products": [{"n": 9…}]}`` of
+    4,301 nines); lifting the limit instead makes one 4 MiB integer cost a minute of CPU (the
+    conversion is quadratic). The scanner's path refuses such an integer itself. Only a run of
+    digits outside strings that is an integer (no fraction or exponent around it) counts: a
+    chunk is searched in C for a run that long, and followed token by token only when one is
+    there, or when a number runs on into the next chunk.
+    """
+
+    def __init__(self) -> None:
+        self.carry = 0  # digits of a number still open at the end of the last chunk
+        self.carry_int = False  # ... and whether they are an integer's
+        self.tail = b""  # the last chunk's last two bytes: what comes before this one's first
+
+    def check(self, chunk: bytes, in_string: bool, escaped: bool, ends_in_string: bool) -> None:
+        search_from = 0
+        if self.carry:
+            lead = len(chunk) - len(chunk.lstrip(_DIGITS))
+            if lead == len(chunk):
+                self.carry += lead
+                self.tail = (self.tail + chunk)[-2:]
+                return
+            digits, self.carry = self.carry + lead, 0
+            if self.carry_int and digits > INT_DIGITS and chunk[lead:lead + 1] not in _NOT_INT:
+                raise _Malformed(f"an integer of more than {INT_DIGITS} digits")
+            search_from = lead
+        for match in _LONG_RUN.finditer(chunk, search_from):
+            start = match.start()
+            end = len(chunk) - len(chunk[start:].lstrip(_DIGITS))
+            if end < len(chunk) and self._integer(chunk, start, end) and _outside_strings(
+                    chunk, start, in_string, escaped):
+                raise _Malformed(f"an integer of more than {INT_DIGITS} digits")
+        if chunk[-1:].isdigit() and not ends_in_string:
+            start = len(chunk.rstrip(_DIGITS))
+            self.carry = len(chunk) - start
+            self.carry_int = self._integer(chunk, start, len(chunk))
+        self.tail = (self.tail + chunk)[-2:]
+
+    def _integer(self, chunk: bytes, start: int, end: int) -> bool:
+        """Whether the digits chunk[start:end] are an integer's: no fraction or exponent before
+        or after them (a minus sign is an integer's, unless it follows an exponent's e)."""
+        before = (self.tail + chunk[max(0, start - 2):start])[-2:]
+        if before[-1:] in _NOT_INT or before[-1:] == b"+":
+            return False
+        if before == b"e-" or before == b"E-":
+            return False
+        return chunk[end:end + 1] not in _NOT_INT
+
+
+def _outside_strings(chunk: bytes, at: int, in_string: bool, escaped: bool) -> bool:
+    """Whether ``chunk[at]`` lies outside every string, the chunk starting inside one or not."""
+    pos = 0
+    if in_string:
+        rest = _STRING_REST.match(chunk, 1 if escaped else 0)
+        if rest is None or at < rest.end():
+            return False
+        pos = rest.end()
+    for token in _STRING_OR_QUOTE.finditer(chunk, pos):
+        if token.start() > at:
+            return True
+        if token.end() > at or token.end() - token.start() == 1:
+            return False  # inside this string, or after the quote of one that goes on
+    return True
+
+
 class _Guarded:
     """The stream as ijson reads it: counted and guarded, reads sized as READ_SIZE says.
 
     ijson asks for BUF_SIZE each time; a short read is a valid answer. ``items`` is the number
     of items the caller has taken so far: no new one since the last read means a value is
-    still open, and the next read is twice as large.
+    still open, and the next read is twice as large. ``integers``: also refuse an integer too
+    long for ``int()`` (ijson's path; the scanner refuses those itself).
     """
 
-    def __init__(self, stream: io.BufferedReader, guard: _Guard) -> None:
+    def __init__(self, stream: io.BufferedReader, guard: _Guard, *,
+                 integers: bool = False) -> None:
         self._stream = stream
         self._guard = guard
+        self._integers = _Integers() if integers else None
         self.count = 0
         self.items = 0
         self._items_before = -1
@@ -226,7 +311,11 @@ class _Guarded:
             self._size = READ_SIZE
         self._items_before = self.items
         data = self._stream.read(self._size if n < 0 else min(n, self._size))
-        self._guard.check(data)
+        guard = self._guard
+        in_string, escaped = guard.in_string, guard.escaped
+        guard.check(data)
+        if self._integers is not None and data:
+            self._integers.check(data, in_string, escaped, guard.in_string)
         self.count += len(data)
         return data
 
@@ -237,10 +326,6 @@ def _item_depth(path: str) -> int:
 
 
 # ---- the standard library's scanner for the common paths --------------------------------------
-
-
-class _Malformed(Exception):
-    """The document is not JSON: ``args[0]`` says why (yajl's words where tests read them)."""
 
 
 def _no_constant(name: str) -> Any:
@@ -349,7 +434,7 @@ class _Text:
             except ValueError:  # an integer longer than int() reads (4,300 digits)
                 if self.eof or not _long_number_at_end(buf):
                     raise _Malformed("an integer of more than "
-                                     f"{sys.get_int_max_str_digits()} digits") from None
+                                     f"{INT_DIGITS} digits") from None
                 at, message = len(buf), "Expecting value"  # cut: the guard measures it on
             else:
                 # A number near the end may go on ("0." is "0" of a cut "0.5").
@@ -390,9 +475,13 @@ def _is_number(value: Any) -> bool:
     return value.__class__ is int or value.__class__ is Decimal
 
 
+# The text ends in a run of digits too long for int(), perhaps then a point or an exponent's e
+# and sign: a number the read may have cut (the scanner read "12…9." as the integer "12…9").
+_LONG_NUMBER_AT_END = re.compile(rf"[0-9]{{{INT_DIGITS + 1}}}(?:\.|[eE][+-]?)?\Z")
+
+
 def _long_number_at_end(buf: str) -> bool:
-    tail = buf[-sys.get_int_max_str_digits() - 1 :]
-    return tail.isdigit() and tail.isascii()
+    return _LONG_NUMBER_AT_END.search(buf, max(0, len(buf) - INT_DIGITS - 4)) is not None
 
 
 def _by_ijson(text: str) -> Any:
@@ -550,9 +639,10 @@ def read_records(stream: io.BufferedReader, options: Mapping[str, Any], where: s
     path = str(options.get("item_path", "item"))
     limits = limits or Limits.from_options(options)
     skip_bom(stream)
-    counted = _Guarded(stream, _Guard(limits, _item_depth(path)))
+    scanned = scanner and scannable(path, limits)
+    counted = _Guarded(stream, _Guard(limits, _item_depth(path)), integers=not scanned)
     items: Iterator[Any]
-    if scanner and scannable(path, limits):
+    if scanned:
         items = _scanned_items(_Text(counted.read), path)
     else:
         items = backend.items(counted, path, use_float=False, buf_size=BUF_SIZE)
