@@ -4,9 +4,11 @@ Why: on a night most of a shop's products did not change, yet every row went thr
 ~30 rules and the formatting of every channel (16–23 µs per row and channel, bench/results-feed.md).
 A line depends on exactly three things, and each is part of the key under which it is kept:
 
-- **the row**: the server hashes the feed query's whole row (md5 of its text, every column: the
-  product's, its group's ``group_is_id``/``group_varies``, the summary's ``change`` and
-  ``update_time``) — ``stream.cached_feed_query``; the worker pays nothing for it;
+- **the row**: the server hashes the feed query's whole row (``hash_record_extended``, 64 bits,
+  over every column: the product's, its group's ``group_is_id``/``group_varies``, the summary's
+  ``change`` and ``update_time``) — ``stream.cached_feed_query``; the worker pays nothing for
+  it. (md5 of the row's text was measured too: the record's text output costs the server more,
+  and a 64-bit key only errs when a changed row hashes as its old self, 2⁻⁶⁴ per change);
 - **the rule book and the channel**: ``channel_fingerprint`` hashes the source of every module a
   line is made by (``worker/feed/**``, ``worker/common/{product,errors,net}.py``), the Python and
   python-stdnum versions, the channel's name and its options but the build time; a changed
@@ -174,7 +176,7 @@ class LineCache:
         return cls(shop_id, channels, nows.pop(), stored)
 
     def remember(
-        self, channel: str, product_id: str, key: str, valid: tuple[str | None, str | None],
+        self, channel: str, product_id: str, key: int | str, valid: tuple[str | None, str | None],
         line: str | None, notes: str,
     ) -> None:
         """Spool one line the pass built, to be stored by ``flush``."""
@@ -199,7 +201,7 @@ class LineCache:
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute(
                     "CREATE TEMP TABLE feed_lines_new (channel text, product_id text,"
-                    " input_key uuid, valid_from timestamptz, valid_until timestamptz, line text,"
+                    " input_key bigint, valid_from timestamptz, valid_until timestamptz, line text,"
                     " notes text) ON COMMIT DROP"
                 )
                 with cur.copy("COPY feed_lines_new FROM STDIN") as copy:

@@ -138,7 +138,7 @@ def cached_feed_query(
     """``feed_query``'s rows with each channel's cached line beside them (worker/feed/linecache.py).
 
     ``channels``: (name, delta, cached) in the pass's order; a channel not ``cached`` (its
-    fingerprint changed) joins no line. The key is md5 of the row's text, so any column that
+    fingerprint changed) joins no line. The key hashes the whole row, so any column that
     changes — the product's, its group's, the summary's class — misses. A line holds when the key
     matches and the build time ``now_iso`` lies in its [valid_from, valid_until). When every
     channel the row goes to hit, the product's columns come as NULL (but product_id and change):
@@ -155,11 +155,13 @@ def cached_feed_query(
         alias = sql.Identifier(f"l{j}")
         hit: sql.Composable = sql.SQL("false")
         if cached:
+            # A probe of the primary key per row and channel: the plan cannot turn into a
+            # nested loop over the shop's lines, whatever the statistics say.
             joins.append(sql.SQL(
-                " LEFT JOIN feed_lines {l} ON {l}.shop_id = {shop} AND {l}.product_id = b.c0"
-                " AND {l}.channel = {name} AND {l}.input_key = b.k::uuid"
-                " AND ({l}.valid_from IS NULL OR {l}.valid_from <= {now})"
-                " AND ({l}.valid_until IS NULL OR {now} < {l}.valid_until)"
+                " LEFT JOIN LATERAL (SELECT l.notes, l.line FROM feed_lines l"
+                " WHERE l.shop_id = {shop} AND l.product_id = b.c0 AND l.channel = {name}"
+                " AND l.input_key = b.k AND (l.valid_from IS NULL OR l.valid_from <= {now})"
+                " AND (l.valid_until IS NULL OR {now} < l.valid_until) OFFSET 0) {l} ON true"
             ).format(l=alias, shop=sql.Literal(shop_id), name=sql.Literal(name), now=now))
             hit = sql.SQL("{}.notes IS NOT NULL").format(alias)
             lines.append(sql.SQL("{l}.notes, {l}.line").format(l=alias))
@@ -182,7 +184,8 @@ def cached_feed_query(
     return sql.SQL(
         "SELECT {columns}, CASE WHEN h.hit THEN 't' END, CASE WHEN h.hit THEN NULL ELSE b.k END,"
         " {lines}"
-        " FROM (SELECT b.*, md5(b::text) AS k FROM ({inner}) b) b{joins}"
+        " FROM (SELECT b.*, hash_record_extended(b, 0) AS k FROM ({inner}) b"
+        " ORDER BY b.c0 OFFSET 0) b{joins}"
         " CROSS JOIN LATERAL (SELECT {every} AS hit) h"
         " ORDER BY b.c0"
     ).format(

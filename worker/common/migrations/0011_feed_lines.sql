@@ -1,7 +1,7 @@
 -- The feed's line cache (worker/feed/linecache.py, docs/feed.md "The line cache"): each channel's
 -- output for each product, reused on a night when nothing it depends on changed. A line holds when
--- the feed query's row for the product hashes to input_key (md5 of the row's text, computed by the
--- server), the build's time lies in [valid_from, valid_until) (NULL: unbounded; breakpoints at the
+-- the feed query's row for the product hashes to input_key (hash_record_extended of the whole row,
+-- computed by the server), the build's time lies in [valid_from, valid_until) (NULL: unbounded; breakpoints at the
 -- sale window and availability_date - 1 year) and the channel's fingerprint (the rule book's code,
 -- Python and python-stdnum versions, the channel's options) is the one feed_line_sets holds for
 -- the (shop, channel). line NULL: excluded or left out; notes: the rejects to replay, a JSON array
@@ -19,7 +19,7 @@ CREATE TABLE feed_lines (
     shop_id     text NOT NULL,
     product_id  text NOT NULL,
     channel     text NOT NULL,
-    input_key   uuid NOT NULL,
+    input_key   bigint NOT NULL,
     valid_from  timestamptz,
     valid_until timestamptz,
     line        text,
