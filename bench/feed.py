@@ -179,12 +179,13 @@ def measure(url: str, kind: str) -> dict[str, Any]:
                 for _ in stream_products(conn, query, method=kind.split(":")[1]):  # type: ignore[arg-type]
                     rows += 1
         elif kind.startswith("cache:"):
-            _, which, switch = kind.split(":")
+            _, which, switch, *how = kind.split(":")
             options = ChannelOptions()
             channels = [get_channel(n, options=options)
                         for n in (CHANNELS if which == "all" else (which,))]
             built = build_feeds(conn, SHOP, channels, Path(tmp), rejects=CountRejects(),
-                                gzip_level=1, line_cache=switch == "on")
+                                gzip_level=1, line_cache=switch == "on",
+                                method=how[0] if how else "cursor")  # type: ignore[arg-type]
             rows = built.rows_in
             python_rows = rows - min(f.cached for f in built.feeds)
             out_bytes = sum(f.bytes for f in built.feeds)
