@@ -31,6 +31,7 @@ import json
 import re
 import sys
 import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
@@ -64,6 +65,11 @@ def code_fingerprint() -> str:
     """sha256 of the rule book's source and what it runs on, once per process."""
     root = Path(worker.__file__).parent
     files = sorted((root / "feed").rglob("*.py")) + [root / "common" / n for n in COMMON_MODULES]
+    if not (root / "feed" / "task.py").is_file():
+        # Installed without its source (byte code only): nothing to tell one rule book from
+        # another, so this process's lines are its own and no other process reuses them.
+        log.warning("feed.line_cache_no_source", folder=str(root))
+        return f"no source {uuid.uuid4()}"
     digest = sha256()
     for path in files:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")

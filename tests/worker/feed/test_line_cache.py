@@ -518,3 +518,19 @@ def test_after_a_new_fingerprint_no_line_of_the_old_one_is_left(
     monkeypatch.setattr(linecache, "code_fingerprint", lambda: "next deploy")
     _both(conn, "shop-a", names, tmp_path / "2", GOLDEN_OPTIONS)
     assert {(r[0], r[1]) for r in _lines(conn, "shop-a")} == {("P1", "naver"), ("P2", "naver")}
+
+
+def test_without_its_source_the_rule_book_matches_no_other_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker
+
+    (tmp_path / "feed").mkdir()
+    monkeypatch.setattr(worker, "__file__", str(tmp_path / "__init__.py"))
+    linecache.code_fingerprint.cache_clear()
+    try:
+        first = linecache.code_fingerprint()
+        linecache.code_fingerprint.cache_clear()
+        assert first.startswith("no source") and linecache.code_fingerprint() != first
+    finally:
+        linecache.code_fingerprint.cache_clear()
