@@ -31,6 +31,7 @@ import json
 import re
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import fields
@@ -38,7 +39,7 @@ from datetime import datetime
 from functools import cache
 from hashlib import sha256
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import psycopg
 import stdnum
@@ -152,6 +153,11 @@ class LineCache:
         # A channel whose stored fingerprint is another (or none) reuses nothing tonight.
         self.cached = {name: stored.get(name) == fp for name, fp in self.fingerprints.items()}
         self.misses = 0
+        # Every channel rebuilt (the first build, a deploy): the lines go straight into
+        # feed_lines after its old ones are deleted, no temporary table and no upsert; each
+        # spooled line then carries the shop.
+        self.rebuild = not any(self.cached.values())
+        self._prefix = copy_text(shop_id) + "\t" if self.rebuild else ""
         self._spool: IO[str] = tempfile.TemporaryFile(  # noqa: SIM115 -- closed by close()
             "w+", encoding="utf-8", newline=""
         )
@@ -189,13 +195,14 @@ class LineCache:
         self.misses += 1
         start, until = valid
         self._write(
-            f"{channel}\t{copy_text(product_id)}\t{key}\t{start or _NULL}\t{until or _NULL}\t"
+            f"{self._prefix}{channel}\t{copy_text(product_id)}\t{key}\t{start or _NULL}\t{until or _NULL}\t"
             f"{copy_text(line)}\t{copy_text(notes)}\n"
         )
 
     def flush(self, conn: psycopg.Connection) -> None:
         """Store the spooled lines in the build's transaction (COPY to a temporary table, one
-        upsert); drop the lines of changed fingerprints and of gone products.
+        upsert; or, every channel rebuilt, COPY straight in); drop the lines of changed
+        fingerprints and of gone products.
 
         In a savepoint: when storing fails the build goes on without it (the next night builds
         those lines again), and when the build's transaction rolls back, so do they.
@@ -203,16 +210,9 @@ class LineCache:
         self._spool.flush()
         self._spool.seek(0)
         changed = [name for name, ok in self.cached.items() if not ok]
+        started = time.perf_counter()
         try:
             with conn.transaction(), conn.cursor() as cur:
-                cur.execute(
-                    "CREATE TEMP TABLE feed_lines_new (channel text, product_id text,"
-                    " input_key bigint, valid_from timestamptz, valid_until timestamptz, line text,"
-                    " notes text) ON COMMIT DROP"
-                )
-                with cur.copy("COPY feed_lines_new FROM STDIN") as copy:
-                    while chunk := self._spool.read(_COPY_CHUNK):
-                        copy.write(chunk)
                 if changed:
                     cur.execute("DELETE FROM feed_lines WHERE shop_id = %s AND channel = ANY(%s)",
                                 (self.shop_id, changed))
@@ -221,16 +221,15 @@ class LineCache:
                     " AND p.gone_at IS NOT NULL AND l.shop_id = p.shop_id"
                     " AND l.product_id = p.product_id", (self.shop_id,),
                 )
-                cur.execute(
-                    "INSERT INTO feed_lines (shop_id, product_id, channel, input_key, valid_from,"
-                    " valid_until, line, notes)"
-                    " SELECT %s, product_id, channel, input_key, valid_from, valid_until, line,"
-                    " notes FROM feed_lines_new"
-                    " ON CONFLICT (shop_id, product_id, channel) DO UPDATE SET"
-                    " input_key = EXCLUDED.input_key, valid_from = EXCLUDED.valid_from,"
-                    " valid_until = EXCLUDED.valid_until, line = EXCLUDED.line,"
-                    " notes = EXCLUDED.notes", (self.shop_id,),
-                )
+                if self.rebuild:
+                    with cur.copy(
+                        "COPY feed_lines (shop_id, channel, product_id, input_key, valid_from,"
+                        " valid_until, line, notes) FROM STDIN"
+                    ) as copy:
+                        while chunk := self._spool.read(_COPY_CHUNK):
+                            copy.write(chunk)
+                else:
+                    self._upsert(cur)
                 for name in changed:
                     cur.execute(
                         "INSERT INTO feed_line_sets (shop_id, channel, fingerprint)"
@@ -238,13 +237,34 @@ class LineCache:
                         " DO UPDATE SET fingerprint = EXCLUDED.fingerprint",
                         (self.shop_id, name, self.fingerprints[name]),
                     )
-                cur.execute("DROP TABLE feed_lines_new")
         except psycopg.Error as exc:
             log.warning("feed.line_cache_not_stored", shop_id=self.shop_id, lines=self.misses,
                         error=str(exc))
             return
         log.info("feed.line_cache_stored", shop_id=self.shop_id, lines=self.misses,
-                 new_fingerprint=changed)
+                 new_fingerprint=changed, seconds=round(time.perf_counter() - started, 3))
+
+    def _upsert(self, cur: psycopg.Cursor[Any]) -> None:
+        """The spooled lines into feed_lines through a temporary table: one upsert."""
+        cur.execute(
+            "CREATE TEMP TABLE feed_lines_new (channel text, product_id text,"
+            " input_key bigint, valid_from timestamptz, valid_until timestamptz, line text,"
+            " notes text) ON COMMIT DROP"
+        )
+        with cur.copy("COPY feed_lines_new FROM STDIN") as copy:
+            while chunk := self._spool.read(_COPY_CHUNK):
+                copy.write(chunk)
+        cur.execute(
+            "INSERT INTO feed_lines (shop_id, product_id, channel, input_key, valid_from,"
+            " valid_until, line, notes)"
+            " SELECT %s, product_id, channel, input_key, valid_from, valid_until, line,"
+            " notes FROM feed_lines_new"
+            " ON CONFLICT (shop_id, product_id, channel) DO UPDATE SET"
+            " input_key = EXCLUDED.input_key, valid_from = EXCLUDED.valid_from,"
+            " valid_until = EXCLUDED.valid_until, line = EXCLUDED.line,"
+            " notes = EXCLUDED.notes", (self.shop_id,),
+        )
+        cur.execute("DROP TABLE feed_lines_new")
 
     def close(self) -> None:
         self._spool.close()

@@ -534,3 +534,17 @@ def test_without_its_source_the_rule_book_matches_no_other_process(
         assert first.startswith("no source") and linecache.code_fingerprint() != first
     finally:
         linecache.code_fingerprint.cache_clear()
+
+
+def test_one_channel_rebuilt_beside_one_reused(conn: psycopg.Connection, tmp_path: Path) -> None:
+    make_shop(conn, id="shop-a", channels=["google", "meta"])
+    insert_products(conn, "shop-a", edge_catalog())
+    names = ["google", "meta"]
+    _both(conn, "shop-a", names, tmp_path / "1", GOLDEN_OPTIONS)
+    conn.execute("UPDATE feed_line_sets SET fingerprint = 'older' WHERE channel = 'meta'")
+    conn.commit()
+    insert_products(conn, "shop-a", [product("A-002", title="Changed tonight")])
+    _, hits = _both(conn, "shop-a", names, tmp_path / "2", GOLDEN_OPTIONS)
+    assert hits["meta"] == 0 and hits["google"] > 0
+    _, hits = _both(conn, "shop-a", names, tmp_path / "3", GOLDEN_OPTIONS)
+    assert hits["meta"] == hits["google"] > 0
