@@ -55,7 +55,7 @@ log = structlog.get_logger(__name__)
 # The modules outside worker/feed whose code a line depends on (rules.py imports them).
 COMMON_MODULES = ("product.py", "errors.py", "net.py")
 _ISO_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
-_COPY_CHUNK = 1 << 20
+_COPY_CHUNK = 1 << 16  # characters per COPY write: bounded memory, few calls
 _NULL = "\\N"  # COPY's text format
 # What a row's lines hold for (validity): unbounded on both sides.
 ALWAYS: tuple[str | None, str | None] = (None, None)
