@@ -548,3 +548,24 @@ def test_one_channel_rebuilt_beside_one_reused(conn: psycopg.Connection, tmp_pat
     assert hits["meta"] == 0 and hits["google"] > 0
     _, hits = _both(conn, "shop-a", names, tmp_path / "3", GOLDEN_OPTIONS)
     assert hits["meta"] == hits["google"] > 0
+
+
+def test_rows_through_copy_give_the_same_with_the_cache(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """``method="copy"`` hands every column over as text: the hit flag and the key still work."""
+    make_shop(conn, id="shop-a", channels=ALL)
+    insert_products(conn, "shop-a", edge_catalog())
+    _watermark(conn, "shop-a")
+    plain, plain_rejects = _build(conn, "shop-a", ALL, tmp_path / "plain", GOLDEN_OPTIONS,
+                                  cache=False)
+    expected = _outcome(plain, plain_rejects)
+    for n in range(2):
+        folder = tmp_path / f"copy-{n}"
+        folder.mkdir()
+        rejects = ListRejects()
+        channels = [get_channel(name, options=GOLDEN_OPTIONS) for name in ALL]
+        built = build_feeds(conn, "shop-a", channels, folder, rejects=rejects, line_cache=True,
+                            method="copy")
+        assert _outcome(built, rejects) == expected
+        assert (min(_cached(built).values()) > 0) == (n == 1)
