@@ -4,6 +4,7 @@
     .venv/bin/python bench/feed.py --rows 50000 --breakdown   # µs per row of each step
     .venv/bin/python bench/feed.py --profile channel:google:1 --database-url URL   # cProfile
     .venv/bin/python bench/feed.py --rules --database-url URL   # µs per row of each rule
+    .venv/bin/python bench/feed.py --rows 100000 --cache   # the line cache: cold, warm, a night
 
 Without --database-url it starts a throw-away PostgreSQL from the machine's initdb/pg_ctl (the
 tests' own helper). Each measurement runs in a fresh process so that its peak RSS is its own; all
@@ -49,6 +50,51 @@ MEASUREMENTS = [
     ("naver_summary (all rows new)", "channel:naver_summary:none"),
     ("all five channels, one pass", "all"),
 ]
+
+
+# --cache: the line cache (worker/feed/linecache.py), per channel and for all five in one pass:
+# "off" (FEED_LINE_CACHE=0), "cold" (cache empty: every line built and stored), "warm" (the second
+# build, nothing changed), "night" (5 % of the products updated since: TOUCH), "deploy" (the code's
+# fingerprint changed: every line rebuilt, the old ones replaced). (label, kind, what the parent
+# does to the database first.)
+TOUCH = 20  # every 20th product: 5 %
+CACHE_SETS = (*CHANNELS, "all")
+# The limit is measured again before each set: on a shared machine it wanders by 2 × within a
+# run, and each line's ratio is taken against the limit measured last before it.
+CACHE_MEASUREMENTS: list[tuple[str, str, str | None]] = [
+    *[
+        step
+        for name in CACHE_SETS
+        for step in (
+            ("COPY TO STDOUT + gzip-1 (the limit)", "copy_gzip1", None),
+            (f"{name}: off", f"cache:{name}:off", "clear"),
+            (f"{name}: cold", f"cache:{name}:on", None),
+            (f"{name}: warm", f"cache:{name}:on", None),
+            (f"{name}: night (5 % updated)", f"cache:{name}:on", "touch"),
+            (f"{name}: night after a deploy", f"cache:{name}:on", "deploy"),
+        )
+    ],
+]
+
+
+def before(url: str, action: str | None) -> None:
+    """What the parent does to the database before a --cache measurement."""
+    if action is None:
+        return
+    with psycopg.connect(url) as conn:
+        if action == "clear":
+            conn.execute("DELETE FROM feed_lines WHERE shop_id = %s", (SHOP,))
+            conn.execute("DELETE FROM feed_line_sets WHERE shop_id = %s", (SHOP,))
+        elif action == "touch":
+            # As collect records an update: new content, changed_at now.
+            conn.execute(
+                "UPDATE products SET title = title || ' *', changed_at = now()"
+                " WHERE shop_id = %s AND substr(product_id, 2)::int %% %s = 0", (SHOP, TOUCH),
+            )
+        elif action == "deploy":
+            conn.execute("UPDATE feed_line_sets SET fingerprint = 'the code before the deploy'"
+                         " WHERE shop_id = %s", (SHOP,))
+        conn.commit()
 
 
 # --breakdown: each step added in turn, so that the differences are the steps' costs per row.
@@ -134,6 +180,17 @@ def measure(url: str, kind: str) -> dict[str, Any]:
             with conn.transaction():
                 for _ in stream_products(conn, query, method=kind.split(":")[1]):  # type: ignore[arg-type]
                     rows += 1
+        elif kind.startswith("cache:"):
+            _, which, switch, *how = kind.split(":")
+            options = ChannelOptions()
+            channels = [get_channel(n, options=options)
+                        for n in (CHANNELS if which == "all" else (which,))]
+            built = build_feeds(conn, SHOP, channels, Path(tmp), rejects=CountRejects(),
+                                gzip_level=1, line_cache=switch == "on",
+                                method=how[0] if how else "cursor")  # type: ignore[arg-type]
+            rows = built.rows_in
+            python_rows = rows - min(f.cached for f in built.feeds)
+            out_bytes = sum(f.bytes for f in built.feeds)
         else:
             names: tuple[str, ...]
             level: int | None
@@ -247,11 +304,12 @@ def prepare(url: str, count: int) -> None:
         conn.commit()
 
 
-def run_size(url: str, count: int, measurements: list[tuple[str, str]] = MEASUREMENTS,
+def run_size(url: str, count: int, measurements: list[Any] = MEASUREMENTS,
              ) -> list[dict[str, Any]]:
     prepare(url, count)
     results = []
-    for label, kind in measurements:
+    for label, kind, *pre in measurements:
+        before(url, pre[0] if pre else None)
         child = subprocess.run(
             [sys.executable, __file__, "--one", kind, "--database-url", url],
             check=True, capture_output=True, text=True, cwd=ROOT,
@@ -273,9 +331,11 @@ def table(results: list[dict[str, Any]]) -> str:
     for size in sorted({r["size"] for r in results}):
         group = [r for r in results if r["size"] == size]
         limit = next((r for r in group if r["kind"] == "copy_gzip1"), group[0])
-        limit_rate = limit["rows"] / limit["wall_s"]
-        limit_cpu = limit["cpu_s"] / limit["rows"]
         for r in group:
+            if r["kind"] == "copy_gzip1":
+                limit = r  # each line against the limit measured last before it
+            limit_rate = limit["rows"] / limit["wall_s"]
+            limit_cpu = limit["cpu_s"] / limit["rows"]
             rate = r["rows"] / r["wall_s"]
             mbs = r["bytes"] / 1e6 / r["wall_s"] if r["bytes"] else 0.0
             cpu = r["cpu_s"] / r["rows"]
@@ -297,6 +357,8 @@ def main() -> None:
     parser.add_argument("--render", type=Path, help="print the table of a saved run's JSON lines")
     parser.add_argument("--breakdown", action="store_true",
                         help="measure each step in turn (fetch, normalise, rules, write, gzip)")
+    parser.add_argument("--cache", action="store_true",
+                        help="the line cache: off, cold, warm, a night, after a deploy")
     parser.add_argument("--rules", action="store_true",
                         help="µs per row of each rule and channel row() over existing rows")
     parser.add_argument("--profile", metavar="KIND",
@@ -329,7 +391,9 @@ def main() -> None:
     start = os.getloadavg()
 
     def run_all(url: str) -> list[dict[str, Any]]:
-        chosen = BREAKDOWN if args.breakdown else MEASUREMENTS
+        chosen: list[Any] = (
+            BREAKDOWN if args.breakdown else CACHE_MEASUREMENTS if args.cache else MEASUREMENTS
+        )
         return [r for n in args.rows for r in run_size(url, n, chosen)]
 
     if args.database_url:

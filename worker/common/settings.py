@@ -67,6 +67,9 @@ class Settings:
     # The one folder local catalog files (file:// or a path) may be read from; None, the default,
     # allows none: a shop's source is then http(s) or s3 only.
     source_file_root: Path | None = None
+    # FEED_LINE_CACHE: reuse each channel's line for a product nothing of which changed since the
+    # last build (worker/feed/linecache.py); 0 builds every line and leaves the cache untouched.
+    feed_line_cache: bool = True
 
     @classmethod
     def from_env(
@@ -188,6 +191,11 @@ class Settings:
         force_raw = (get("CATALOG_FORCE") or "0").lower()
         if force_raw not in ("0", "1", "true", "false", "yes", "no"):
             problems.append(f"CATALOG_FORCE={force_raw!r} is not a boolean: expected 1 or 0")
+        line_cache_raw = (get("FEED_LINE_CACHE") or "1").lower()
+        if line_cache_raw not in ("0", "1", "true", "false", "yes", "no"):
+            problems.append(
+                f"FEED_LINE_CACHE={line_cache_raw!r} is not a boolean: expected 1 or 0"
+            )
 
         def seconds(name: str, default: float, minimum: float) -> float:
             raw = get(name)
@@ -261,6 +269,7 @@ class Settings:
             database_connect_timeout=float(connect_timeout),
             database_connect_retry_s=float(connect_retry),
             source_file_root=source_file_root,
+            feed_line_cache=line_cache_raw in ("1", "true", "yes"),
         )
 
 

@@ -144,6 +144,7 @@ class BuiltFeed:
     dropped: Counter[str] = field(default_factory=Counter)  # attributes left out, by reason
     bytes: int = 0
     sha256: str = ""
+    cached: int = 0  # items whose line (or exclusion) came from the line cache
 
     @property
     def key(self) -> str:

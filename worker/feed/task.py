@@ -25,14 +25,20 @@ from worker.common.stores import open_store
 from worker.common.task import TaskContext, TaskResult
 from worker.feed.channels import get_channel
 from worker.feed.channels.base import Channel, ChannelOptions
-from worker.feed.product import FeedProduct
+from worker.feed.linecache import LineCache, decode_notes, encode_notes, validity
+from worker.feed.product import FeedProduct, normalise
 from worker.feed.publish import GZIP_LEVEL, BuiltFeed, FeedFile, publish_feeds
 from worker.feed.stream import (
+    CACHE_HIT,
+    CACHE_KEY,
+    CACHE_LINES,
     Method,
+    cached_feed_query,
     data_as_of,
     feed_query,
     last_data_as_of,
     stream_products,
+    stream_rows,
 )
 
 log = structlog.get_logger(__name__)
@@ -60,11 +66,14 @@ def build_feeds(
     method: Method = "cursor",
     itersize: int = 2000,
     gzip_level: int | None = GZIP_LEVEL,
+    line_cache: bool = False,
 ) -> Build:
     """Stream the shop's products once, feeding every channel; files land in ``folder``.
 
     One pass of FeedProduct rows through every channel's ``row``, in one transaction (one
-    snapshot for every channel); ``conn``'s transaction is ended.
+    snapshot for every channel); ``conn``'s transaction is ended. With ``line_cache``
+    (FEED_LINE_CACHE, worker/feed/linecache.py) a product's line is reused where nothing it
+    depends on changed, and the lines built are stored in the same transaction.
     """
     delta = [c for c in channels if c.delta]
     with conn.transaction():
@@ -76,12 +85,17 @@ def build_feeds(
         if delta:
             marks = [last_data_as_of(conn, shop_id, c.since_channels) for c in delta]
             since = None if None in marks else min(m for m in marks if m is not None)
-        query = feed_query(
-            shop_id,
-            check_groups=any(c.checks_groups for c in channels),
-            summary=bool(delta),
-            since=since,
-        )
+        check_groups = any(c.checks_groups for c in channels)
+        cache = LineCache.open(conn, shop_id, channels) if line_cache else None
+        if cache is None:
+            query = feed_query(shop_id, check_groups=check_groups, summary=bool(delta),
+                               since=since)
+        else:
+            query = cached_feed_query(
+                shop_id, [(c.name, c.delta, cache.cached[c.name]) for c in channels],
+                now_iso=cache.now_iso, check_groups=check_groups, summary=bool(delta),
+                since=since,
+            )
         feeds: list[BuiltFeed] = []
         files: list[FeedFile] = []
         try:
@@ -92,18 +106,29 @@ def build_feeds(
                 files.append(file)
                 feeds.append(BuiltFeed(channel=channel, shop_id=shop_id, path=file.path, gzip=gzip))
                 file.write(channel.header())
-            rows_in, live = _pass(
-                stream_products(conn, query, method=method, itersize=itersize),
-                feeds, files, rejects,
-            )
+            if cache is None:
+                rows_in, live = _pass(
+                    stream_products(conn, query, method=method, itersize=itersize),
+                    feeds, files, rejects,
+                )
+            else:
+                rows_in, live = _cached_pass(
+                    stream_rows(conn, query, method=method, itersize=itersize),
+                    feeds, files, rejects, cache,
+                )
             for feed, file in zip(feeds, files, strict=True):
                 file.write(feed.channel.footer())
                 file.close()
                 feed.bytes, feed.sha256 = file.bytes, file.sha256
+            if cache is not None:
+                cache.flush(conn)
         except BaseException:
             for file in files:
                 file.abort()
             raise
+        finally:
+            if cache is not None:
+                cache.close()
     return Build(feeds=feeds, rows_in=rows_in, data_as_of=as_of, live=live)
 
 
@@ -160,6 +185,130 @@ def _pass(
     return count, live
 
 
+# A line's rejects as stored with it: (outcome, reason, field, excerpt).
+Note = tuple[str, str, str | None, str | None]
+_CHANGE = FeedProduct._fields.index("change")
+_SALE_START = FeedProduct._fields.index("sale_price_start")
+_SALE_END = FeedProduct._fields.index("sale_price_end")
+_AVAILABILITY_DATE = FeedProduct._fields.index("availability_date")
+
+
+def _cached_pass(
+    rows: Iterable[tuple[Any, ...]], feeds: list[BuiltFeed], files: list[FeedFile],
+    rejects: RejectRecorder, cache: LineCache,
+) -> tuple[int, int]:
+    """``_pass`` over ``cached_feed_query``'s rows: a channel's cached line is written and its
+    rejects replayed; a miss goes through ``Channel.row`` as in ``_pass`` and is remembered.
+
+    A row every channel hit comes without its product columns and is never normalised. Rows of
+    gone products (the summary's ``D``) are built every night and not remembered.
+    """
+    # (column of the channel's cached notes, feed, write, name)
+    slots = [(CACHE_LINES + 2 * j, f, w.write, f.channel.name)
+             for j, (f, w) in enumerate(zip(feeds, files, strict=True))]
+    full = [s for s in slots if not s[1].channel.delta]
+    delta = [s for s in slots if s[1].channel.delta]
+    both = full + delta
+    now_iso = cache.now_iso
+    remember = cache.remember
+    count = live = 0
+    for row in rows:
+        count += 1
+        change = row[_CHANGE]
+        if change is None:
+            targets = full
+        elif change == "D":
+            targets = delta
+        else:
+            targets = both
+        if change != "D":
+            live += 1
+        product_id = row[0]
+        if row[CACHE_HIT]:
+            for at, feed, write, name in targets:
+                feed.cached += 1
+                notes = row[at]
+                line = row[at + 1]
+                if notes:
+                    _account(feed, decode_notes(notes), line, count, product_id, name, rejects)
+                    if line is not None:
+                        write(line)
+                elif line is None:
+                    feed.excluded += 1
+                else:
+                    write(line)
+                    feed.rows += 1
+            continue
+        p: FeedProduct | None = None
+        valid: tuple[str | None, str | None] | None = None
+        timed = False  # whether ``valid`` was computed for this row
+        for at, feed, write, name in targets:
+            notes = row[at]
+            if notes is not None:  # this channel's line holds
+                feed.cached += 1
+                line = row[at + 1]
+                if notes:
+                    _account(feed, decode_notes(notes), line, count, product_id, name, rejects)
+                    if line is not None:
+                        write(line)
+                elif line is None:
+                    feed.excluded += 1
+                else:
+                    write(line)
+                    feed.rows += 1
+                continue
+            if p is None:
+                p = normalise(row[:CACHE_HIT])
+            line, built = _build(feed.channel, p)
+            _account(feed, built, line, count, product_id, name, rejects)
+            if line is not None:
+                write(line)
+            if change != "D":
+                if not timed:
+                    valid = validity(row[_SALE_START], row[_SALE_END], row[_AVAILABILITY_DATE],
+                                     now_iso)
+                    timed = True
+                if valid is not None:
+                    remember(name, product_id, row[CACHE_KEY], valid, line, encode_notes(built))
+    return count, live
+
+
+def _build(channel: Channel, p: FeedProduct) -> tuple[str | None, list[Note]]:
+    """One channel's line for the product and its rejects, as ``_pass`` makes them."""
+    try:
+        text = channel.row(p)
+    except RejectedRecord as rejected:
+        channel.dropped.clear()  # the item is out: what it would have lost is moot
+        return None, [("excluded", rejected.reason, rejected.field, rejected.excerpt)]
+    notes: list[Note] = []
+    if channel.dropped:
+        notes = [("dropped", d.reason, d.field, d.excerpt) for d in channel.dropped]
+        channel.dropped.clear()
+    return text, notes
+
+
+def _account(
+    feed: BuiltFeed, notes: Iterable[Sequence[Any]], line: str | None, position: int,
+    product_id: str, channel: str, rejects: RejectRecorder,
+) -> None:
+    """Count and record a line's rejects as ``_pass`` does, and the line itself (not written)."""
+    excluded = False
+    for outcome, reason, field, excerpt in notes:
+        if outcome == "excluded":
+            excluded = True
+            feed.rejected[reason] += 1
+        else:
+            feed.dropped[reason] += 1
+        rejects.add(
+            reason, position=position, product_id=product_id, field=field, excerpt=excerpt,
+            channel=channel, outcome=outcome,
+        )
+    if line is not None:
+        feed.rows += 1
+    elif not excluded:
+        feed.excluded += 1
+
+
 def empty_channel_problem(feed: BuiltFeed, live: int) -> str | None:
     """Why a full channel's file must not replace the published one: the shop has live products
     and the channel excluded every one of them (a broken mapping, not an empty shop)."""
@@ -185,13 +334,14 @@ def run(ctx: TaskContext) -> TaskResult:
     channels = [get_channel(name, shop_id=shop.id, options=options) for name in shop.channels]
     store = open_store(ctx.settings.output_url, endpoint_url=ctx.settings.aws_endpoint_url)
     with tempfile.TemporaryDirectory(prefix=f"feed-{shop.id}-") as tmp:
-        build = build_feeds(ctx.conn, shop.id, channels, Path(tmp), rejects=ctx.rejects)
+        build = build_feeds(ctx.conn, shop.id, channels, Path(tmp), rejects=ctx.rejects,
+                            line_cache=ctx.settings.feed_line_cache)
         failed: dict[str, str] = {}
         for feed in build.feeds:
             ctx.log.info(
                 "feed.built", channel=feed.channel.name, rows=feed.rows, bytes=feed.bytes,
                 excluded_by_reason=dict(feed.rejected), dropped_by_reason=dict(feed.dropped),
-                left_out=feed.excluded,
+                left_out=feed.excluded, cached=feed.cached,
             )
             problem = empty_channel_problem(feed, build.live)
             if problem:

@@ -45,6 +45,11 @@ class ImageSize:
     max_height: int | None = None
 
 
+# How far ahead Google takes an availability_date (google.py); the line cache's time breakpoints
+# (worker/feed/linecache.py) use the same span.
+YEAR_AHEAD = timedelta(days=365)
+
+
 @dataclass(frozen=True)
 class ChannelOptions:
     """What a channel needs of the shop and the deployment, resolved once per task."""
@@ -75,7 +80,7 @@ class ChannelOptions:
 
     @cached_property
     def year_ahead_iso(self) -> str:
-        return iso_utc(self.now + timedelta(days=365))
+        return iso_utc(self.now + YEAR_AHEAD)
 
 
 class Dropped(NamedTuple):
