@@ -187,7 +187,7 @@ def measure(url: str, kind: str) -> dict[str, Any]:
                         for n in (CHANNELS if which == "all" else (which,))]
             built = build_feeds(conn, SHOP, channels, Path(tmp), rejects=CountRejects(),
                                 gzip_level=1, line_cache=switch == "on",
-                                method=how[0] if how else "cursor")  # type: ignore[arg-type]
+                                method=how[0] if how else None)  # type: ignore[arg-type]
             rows = built.rows_in
             python_rows = rows - min(f.cached for f in built.feeds)
             out_bytes = sum(f.bytes for f in built.feeds)

@@ -63,7 +63,7 @@ def build_feeds(
     folder: Path,
     *,
     rejects: RejectRecorder,
-    method: Method = "cursor",
+    method: Method | None = None,
     itersize: int = 2000,
     gzip_level: int | None = GZIP_LEVEL,
     line_cache: bool = False,
@@ -73,7 +73,8 @@ def build_feeds(
     One pass of FeedProduct rows through every channel's ``row``, in one transaction (one
     snapshot for every channel); ``conn``'s transaction is ended. With ``line_cache``
     (FEED_LINE_CACHE, worker/feed/linecache.py) a product's line is reused where nothing it
-    depends on changed, and the lines built are stored in the same transaction.
+    depends on changed, and the lines built are stored in the same transaction. ``method``:
+    how rows are fetched (None: the cursor, or with the cache warm, COPY).
     """
     delta = [c for c in channels if c.delta]
     with conn.transaction():
@@ -108,12 +109,19 @@ def build_feeds(
                 file.write(channel.header())
             if cache is None:
                 rows_in, live = _pass(
-                    stream_products(conn, query, method=method, itersize=itersize),
+                    stream_products(conn, query, method=method or "cursor", itersize=itersize),
                     feeds, files, rejects,
                 )
             else:
+                # Most rows hit (a warm night): the worker writes stored lines and the server's
+                # probes set the pace, so COPY, which lets the server produce the next rows while
+                # the worker writes these, is 20–30 % faster than the cursor's batches, which
+                # take turns with it. Every row a miss (the first build, a deploy): the worker sets
+                # the pace and the cursor's cheaper rows win (bench/results-feed.md, 2026-12-02).
                 rows_in, live = _cached_pass(
-                    stream_rows(conn, query, method=method, itersize=itersize),
+                    stream_rows(conn, query, method=method or ("cursor" if cache.rebuild
+                                                               else "copy"),
+                                itersize=itersize),
                     feeds, files, rejects, cache,
                 )
             for feed, file in zip(feeds, files, strict=True):
