@@ -50,7 +50,8 @@ def test_peak_memory_is_flat_between_a_shop_and_one_eight_times_bigger(
 def test_with_the_line_cache_cold_warm_or_partly_warm_memory_is_flat(
     conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The misses are spooled to a file, the hits come in cursor batches: nothing per product."""
+    """The misses are spooled to a file, the hits stream (COPY when warm, cursor batches when
+    cold): nothing per product."""
     monkeypatch.setattr(publish, "_CHUNK_CHARS", 8 * 1024)
     make_shop(conn, id="shop-a", channels=list(CHANNELS))
     generate_products(conn, "shop-a", 1_000)
