@@ -209,8 +209,6 @@ class _Malformed(Exception):
 INT_DIGITS = sys.get_int_max_str_digits() or 4300
 # A run of digits longer than that, from its first digit (the look-behind keeps the search linear).
 _LONG_RUN = re.compile(rb"(?<![0-9])[0-9]{%d}" % (INT_DIGITS + 1))
-# A string (whole), or the quote of one that goes on past the chunk.
-_STRING_OR_QUOTE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"', re.DOTALL)
 _DIGITS = b"0123456789"
 _NOT_INT = (b".", b"e", b"E")  # next to digits: a fraction or an exponent, not an integer
 
@@ -275,11 +273,11 @@ def _outside_strings(chunk: bytes, at: int, in_string: bool, escaped: bool) -> b
         if rest is None or at < rest.end():
             return False
         pos = rest.end()
-    for token in _STRING_OR_QUOTE.finditer(chunk, pos):
+    for token in _TOKEN.finditer(chunk, pos):
         if token.start() > at:
             return True
-        if token.end() > at or token.end() - token.start() == 1:
-            return False  # inside this string, or after the quote of one that goes on
+        if token.group() == b'"' or (token.end() > at and token.group()[0] == 0x22):
+            return False  # after the quote of a string that goes on, or inside this string
     return True
 
 
