@@ -12,13 +12,15 @@ than the cursor's batches.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
+from contextlib import ExitStack, closing
 from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 
+from worker.common import shutdown
 from worker.common.product import CURRENCY_DECIMALS
 from worker.feed.product import LIST_SEP, FeedProduct, normalise
 
@@ -251,24 +253,15 @@ def stream_products(
     *,
     method: Method = "cursor",
     itersize: int = 2000,
-) -> Iterator[FeedProduct]:
-    """Yield the query's rows in order, a bounded batch in memory at any time.
+) -> Generator[FeedProduct, None, None]:
+    """Yield the query's rows in order, normalised, a bounded batch in memory at any time.
 
     Runs inside the caller's transaction (``conn`` is not in autocommit), so a server-side cursor
     is allowed and the whole pass sees one snapshot.
     """
-    if method == "copy":
-        with conn.cursor() as cur, cur.copy(
-            sql.SQL("COPY ({}) TO STDOUT").format(query)
-        ) as copy:
-            for row in copy.rows():
-                yield normalise(row)
-    else:
-        with conn.cursor(name="feed_products") as cur:
-            cur.itersize = itersize
-            cur.execute(query)
-            for row in cur:
-                yield normalise(row)
+    with closing(stream_rows(conn, query, method=method, itersize=itersize)) as rows:
+        for row in rows:
+            yield normalise(row)
 
 
 def stream_rows(
@@ -277,13 +270,18 @@ def stream_rows(
     *,
     method: Method = "cursor",
     itersize: int = 2000,
-) -> Iterator[tuple[Any, ...]]:
-    """``stream_products``'s rows as the server sends them, not normalised (the line cache's pass
-    normalises only the rows it must build)."""
+) -> Generator[tuple[Any, ...], None, None]:
+    """The query's rows as the server sends them, not normalised (the line cache's pass
+    normalises only the rows it must build). Close the generator when the pass ends early: an
+    open COPY keeps the connection busy."""
     if method == "copy":
-        with conn.cursor() as cur, cur.copy(
-            sql.SQL("COPY ({}) TO STDOUT").format(query)
-        ) as copy:
+        with conn.cursor() as cur, ExitStack() as stack:
+            # A stop signal while the COPY starts would leave the connection in the middle of a
+            # COPY with nothing to end it (psycopg cancels, then raises before it hands the Copy
+            # over), and the rollback and the task's record would fail: hold the signal until the
+            # Copy is ours, whose exit cancels the COPY and reads what is left.
+            with shutdown.deferred():
+                copy = stack.enter_context(cur.copy(sql.SQL("COPY ({}) TO STDOUT").format(query)))
             yield from copy.rows()
     else:
         with conn.cursor(name="feed_products") as cur:

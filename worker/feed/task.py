@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -107,23 +108,23 @@ def build_feeds(
                 files.append(file)
                 feeds.append(BuiltFeed(channel=channel, shop_id=shop_id, path=file.path, gzip=gzip))
                 file.write(channel.header())
+            # Closed whatever happens in the pass: a COPY left open (the generator suspended
+            # mid-stream while an exception or a stop signal leaves the loop) would keep the
+            # connection busy, and the rollback and the task's record after it would fail.
             if cache is None:
-                rows_in, live = _pass(
-                    stream_products(conn, query, method=method or "cursor", itersize=itersize),
-                    feeds, files, rejects,
-                )
+                with closing(stream_products(conn, query, method=method or "cursor",
+                                             itersize=itersize)) as products:
+                    rows_in, live = _pass(products, feeds, files, rejects)
             else:
                 # Most rows hit (a warm night): the worker writes stored lines and the server's
                 # probes set the pace, so COPY, which lets the server produce the next rows while
                 # the worker writes these, is 20–30 % faster than the cursor's batches, which
                 # take turns with it. Every row a miss (the first build, a deploy): the worker sets
                 # the pace and the cursor's cheaper rows win (bench/results-feed.md, 2026-12-02).
-                rows_in, live = _cached_pass(
-                    stream_rows(conn, query, method=method or ("cursor" if cache.rebuild
-                                                               else "copy"),
-                                itersize=itersize),
-                    feeds, files, rejects, cache,
-                )
+                fetch = method or ("cursor" if cache.rebuild else "copy")
+                with closing(stream_rows(conn, query, method=fetch,
+                                         itersize=itersize)) as rows:
+                    rows_in, live = _cached_pass(rows, feeds, files, rejects, cache)
             for feed, file in zip(feeds, files, strict=True):
                 file.write(feed.channel.footer())
                 file.close()
