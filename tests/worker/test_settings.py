@@ -32,12 +32,15 @@ def test_every_problem_is_reported_at_once():
         "SHOP_INDEX_OFFSET": "-1",
         "FETCH_ALLOW_NETWORKS": "127.0.0.0/8,banana",
         "OUTPUT_URL": "ftp://x/y",
+        "CATALOG_FORCE": "perhaps",
+        "FEED_LINE_CACHE": "maybe",
     }
     with pytest.raises(ConfigError) as err:
         Settings.from_env(env)
     text = str(err.value)
     for name in ("DATABASE_URL", "LOG_FORMAT", "AWS_BATCH_JOB_ARRAY_INDEX", "SHOP_INDEX_OFFSET",
-                 "FETCH_ALLOW_NETWORKS", "OUTPUT_URL"):
+                 "FETCH_ALLOW_NETWORKS", "OUTPUT_URL", "CATALOG_FORCE='perhaps' is not a boolean",
+                 "FEED_LINE_CACHE='maybe' is not a boolean"):
         assert name in text, name
     assert "banana" in text
 

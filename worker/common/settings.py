@@ -188,14 +188,15 @@ class Settings:
             else:
                 source_file_root = resolved
 
-        force_raw = (get("CATALOG_FORCE") or "0").lower()
-        if force_raw not in ("0", "1", "true", "false", "yes", "no"):
-            problems.append(f"CATALOG_FORCE={force_raw!r} is not a boolean: expected 1 or 0")
-        line_cache_raw = (get("FEED_LINE_CACHE") or "1").lower()
-        if line_cache_raw not in ("0", "1", "true", "false", "yes", "no"):
-            problems.append(
-                f"FEED_LINE_CACHE={line_cache_raw!r} is not a boolean: expected 1 or 0"
-            )
+        def flag(name: str, default: bool) -> bool:
+            raw = (get(name) or ("1" if default else "0")).lower()
+            if raw not in ("0", "1", "true", "false", "yes", "no"):
+                problems.append(f"{name}={raw!r} is not a boolean: expected 1 or 0")
+                return default
+            return raw in ("1", "true", "yes")
+
+        force = flag("CATALOG_FORCE", False)
+        feed_line_cache = flag("FEED_LINE_CACHE", True)
 
         def seconds(name: str, default: float, minimum: float) -> float:
             raw = get(name)
@@ -258,7 +259,7 @@ class Settings:
             job_id=get("AWS_BATCH_JOB_ID"),
             attempt=attempt,
             fetch_allow_networks=tuple(networks),
-            force=force_raw in ("1", "true", "yes"),
+            force=force,
             shop_lock_timeout=float(lock_timeout),
             database_secret_arn=get("DATABASE_SECRET_ARN"),
             public_base_url=public_base_url.rstrip("/") if public_base_url else None,
@@ -269,7 +270,7 @@ class Settings:
             database_connect_timeout=float(connect_timeout),
             database_connect_retry_s=float(connect_retry),
             source_file_root=source_file_root,
-            feed_line_cache=line_cache_raw in ("1", "true", "yes"),
+            feed_line_cache=feed_line_cache,
         )
 
 
