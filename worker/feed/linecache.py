@@ -45,6 +45,7 @@ from typing import IO, Any
 import psycopg
 import stdnum
 import structlog
+from psycopg.copy import Copy, FileWriter
 
 import worker
 from worker.common.db import shop_lock_key
@@ -56,8 +57,7 @@ log = structlog.get_logger(__name__)
 # The modules outside worker/feed whose code a line depends on (rules.py imports them).
 COMMON_MODULES = ("product.py", "errors.py", "net.py")
 _ISO_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
-_COPY_CHUNK = 1 << 16  # characters per COPY write: bounded memory, few calls
-_NULL = "\\N"  # COPY's text format
+_COPY_CHUNK = 1 << 16  # bytes per COPY write: bounded memory, few calls
 # What a row's lines hold for (validity): unbounded on both sides.
 ALWAYS: tuple[str | None, str | None] = (None, None)
 
@@ -125,15 +125,6 @@ def validity(
     )
 
 
-def copy_text(value: str | None) -> str:
-    """A value in COPY's text format (tab, newline, carriage return and backslash escaped)."""
-    if value is None:
-        return "\\N"
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace(
-        "\r", "\\r"
-    )
-
-
 def encode_notes(notes: Sequence[tuple[str, str, str | None, str | None]]) -> str:
     """A line's rejects (outcome, reason, field, excerpt) as stored: '' for none."""
     return json.dumps(notes, ensure_ascii=False, separators=(",", ":")) if notes else ""
@@ -146,7 +137,8 @@ class LineCache:
     """One build's use of the cache: which channels' lines hold, and the lines it made, to store."""
 
     def __init__(
-        self, shop_id: str, channels: Sequence[Channel], now_iso: str, stored: dict[str, str]
+        self, conn: psycopg.Connection, shop_id: str, channels: Sequence[Channel], now_iso: str,
+        stored: dict[str, str],
     ) -> None:
         self.shop_id = shop_id
         self.now_iso = now_iso
@@ -158,11 +150,13 @@ class LineCache:
         # feed_lines after its old ones are deleted, no temporary table and no upsert; each
         # spooled line then carries the shop.
         self.rebuild = not any(self.cached.values())
-        self._prefix = copy_text(shop_id) + "\t" if self.rebuild else ""
-        self._spool: IO[str] = tempfile.TemporaryFile(  # noqa: SIM115 -- closed by close()
-            "w+", encoding="utf-8", newline=""
-        )
-        self._write = self._spool.write
+        self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 -- closed by close()
+        # The lines as COPY text, made by psycopg's C formatter through a cursor that never
+        # talks to the server (as collect's first load does, worker/collect/load.py): 1.8 µs a
+        # line against 3.6 for escaping by hand.
+        self._formatting = conn.cursor()
+        self._copy = Copy(self._formatting, writer=FileWriter(self._spool))
+        self._write_row = self._copy.write_row
 
     @classmethod
     def open(
@@ -186,7 +180,7 @@ class LineCache:
             "SELECT channel, fingerprint FROM feed_line_sets WHERE shop_id = %s"
             " AND channel = ANY(%s)", (shop_id, names),
         ).fetchall())
-        return cls(shop_id, channels, nows.pop(), stored)
+        return cls(conn, shop_id, channels, nows.pop(), stored)
 
     def remember(
         self, channel: str, product_id: str, key: int | str, valid: tuple[str | None, str | None],
@@ -195,10 +189,10 @@ class LineCache:
         """Spool one line the pass built, to be stored by ``flush``."""
         self.misses += 1
         start, until = valid
-        self._write(
-            f"{self._prefix}{channel}\t{copy_text(product_id)}\t{key}\t{start or _NULL}\t{until or _NULL}\t"
-            f"{copy_text(line)}\t{copy_text(notes)}\n"
-        )
+        if self.rebuild:
+            self._write_row((self.shop_id, channel, product_id, key, start, until, line, notes))
+        else:
+            self._write_row((channel, product_id, key, start, until, line, notes))
 
     def flush(self, conn: psycopg.Connection) -> None:
         """Store the spooled lines in the build's transaction (COPY to a temporary table, one
@@ -208,7 +202,7 @@ class LineCache:
         In a savepoint: when storing fails the build goes on without it (the next night builds
         those lines again), and when the build's transaction rolls back, so do they.
         """
-        self._spool.flush()
+        self._copy.finish(None)
         self._spool.seek(0)
         changed = [name for name, ok in self.cached.items() if not ok]
         started = time.perf_counter()
@@ -268,5 +262,6 @@ class LineCache:
         cur.execute("DROP TABLE feed_lines_new")
 
     def close(self) -> None:
+        self._formatting.close()
         self._spool.close()
 

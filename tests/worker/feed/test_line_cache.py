@@ -447,8 +447,14 @@ def test_storing_lines_that_fails_leaves_the_build_and_the_cache_as_they_were(
 ) -> None:
     make_shop(conn, id="shop-a", channels=["google"])
     insert_products(conn, "shop-a", [product(f"P{i}") for i in range(5)])
-    real = linecache.copy_text
-    monkeypatch.setattr(linecache, "copy_text", lambda v: real(v) + "\t" if v else real(v))
+    # Lines the server refuses to store (a validity that is no time): the COPY fails.
+    real = linecache.LineCache.remember
+
+    def unstorable(self: linecache.LineCache, channel: str, product_id: str, key: int | str,
+                   valid: tuple[str | None, str | None], line: str | None, notes: str) -> None:
+        real(self, channel, product_id, key, ("not a time", None), line, notes)
+
+    monkeypatch.setattr(linecache.LineCache, "remember", unstorable)
     built, _ = _build(conn, "shop-a", ["google"], tmp_path / "1", GOLDEN_OPTIONS, cache=True)
     assert built.feeds[0].rows == 5
     assert _lines(conn, "shop-a") == []
